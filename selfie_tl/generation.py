@@ -1,0 +1,162 @@
+"""A lean decode loop over a HookedTransformer and its KV cache.
+
+``HookedTransformer.generate`` unembeds every prompt position at the prefill and does
+bookkeeping on each step that a batch of equal-length SelfIE prompts does not need. This
+loop runs the blocks through the model's own ``forward`` (``stop_at_layer``), so every hook
+on the model fires, then applies the final norm and the unembedding to the last position
+only. It returns the chosen tokens together with the probability the model gave each one,
+which the relevancy score reuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens import HookedTransformer
+from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+
+from selfie_tl.hooks import HookFn
+
+
+@dataclass
+class GenerationOutput:
+    """Tokens chosen by :func:`generate`.
+
+    Attributes:
+        tokens: ``[batch, steps]`` chosen ids; after a row's end-of-sequence token the row
+            holds that token repeated.
+        probs: ``[batch, steps]`` probability of each chosen token (temperature 1, before any
+            sampling filter), from the generation pass itself.
+        lengths: per row, the number of tokens before the first end-of-sequence token.
+    """
+
+    tokens: Int[Tensor, "batch steps"]
+    probs: Float[Tensor, "batch steps"]
+    lengths: list[int]
+
+
+def final_logits(model: HookedTransformer, resid: Float[Tensor, "batch pos d_model"]) -> Tensor:
+    """Final norm, unembedding and logit soft-cap, as ``HookedTransformer.forward`` does."""
+    if model.cfg.normalization_type is not None:
+        resid = model.ln_final(resid)
+    logits = model.unembed(resid)
+    cap = model.cfg.output_logits_soft_cap
+    if cap > 0.0:
+        logits = cap * torch.tanh(logits / cap)
+    return logits
+
+
+def residual_stream(
+    model: HookedTransformer,
+    tokens: Int[Tensor, "batch pos"],
+    past_kv_cache: TransformerLensKeyValueCache | None = None,
+) -> Float[Tensor, "batch pos d_model"]:
+    """Run every block and return the residual before the final norm.
+
+    The attention mask is passed explicitly (all ones: SelfIE batches share one prompt, so
+    there is no padding). Without it TransformerLens would treat any pad-token id in the
+    text - for SmolLM2 the pad token is ``<|im_end|>`` - as padding.
+    """
+    mask = torch.ones_like(tokens)
+    return model(tokens, past_kv_cache=past_kv_cache, attention_mask=mask, stop_at_layer=model.cfg.n_layers)
+
+
+def _choose(
+    logits: Float[Tensor, "batch vocab"],
+    do_sample: bool,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    generator: torch.Generator | None,
+) -> Int[Tensor, " batch"]:
+    if not do_sample:
+        return logits.argmax(dim=-1)
+    scores = logits / temperature
+    if top_k is not None and top_k < scores.shape[-1]:
+        kth = torch.topk(scores, top_k, dim=-1).values[:, -1:]
+        scores = scores.masked_fill(scores < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_scores, order = scores.sort(dim=-1, descending=True)
+        cum = sorted_scores.softmax(-1).cumsum(-1)
+        drop = cum - sorted_scores.softmax(-1) > top_p  # keep the token that crosses top_p
+        scores = scores.scatter(-1, order, sorted_scores.masked_fill(drop, float("-inf")))
+    probs = scores.softmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@torch.no_grad()
+def generate(
+    model: HookedTransformer,
+    input_ids: Int[Tensor, "batch pos"],
+    max_new_tokens: int,
+    *,
+    prefill_hooks: Sequence[tuple[str, HookFn]] = (),
+    eos_token_ids: Sequence[int] | None = None,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> GenerationOutput:
+    """Generate up to ``max_new_tokens`` tokens for a batch of equal-length prompts.
+
+    Args:
+        model: the model; hooks already on it fire on every forward.
+        input_ids: ``[batch, pos]`` prompt ids (no padding).
+        max_new_tokens: upper bound on generated tokens; stops early once every row has
+            produced an end-of-sequence token.
+        prefill_hooks: ``(hook_name, fn)`` pairs active during the prefill only (this is
+            how SelfIE injects embeddings).
+        eos_token_ids: ids that end a row (default: the tokenizer's EOS, if any).
+        do_sample: sample instead of greedy argmax.
+        temperature, top_k, top_p: sampling controls (ignored when greedy).
+        generator: a seeded ``torch.Generator`` for reproducible sampling.
+
+    Returns:
+        A :class:`GenerationOutput`.
+
+    Example:
+        >>> from selfie_tl.testing import tiny_model
+        >>> model = tiny_model()
+        >>> out = generate(model, model.to_tokens("ab"), max_new_tokens=3)
+        >>> tuple(out.tokens.shape)
+        (1, 3)
+    """
+    device = model.cfg.device
+    input_ids = input_ids.to(device)
+    batch = input_ids.shape[0]
+    if eos_token_ids is None:
+        eos = getattr(model.tokenizer, "eos_token_id", None) if model.tokenizer is not None else None
+        eos_token_ids = [] if eos is None else [eos]
+    eos_ids = torch.tensor(list(eos_token_ids), dtype=torch.long, device=device)
+
+    cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, batch)
+    with model.hooks(fwd_hooks=list(prefill_hooks)):
+        resid = residual_stream(model, input_ids, cache)
+    logits = final_logits(model, resid[:, -1])
+
+    tokens = torch.empty(batch, 0, dtype=torch.long, device=device)
+    probs = torch.empty(batch, 0, device=device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    lengths = torch.full((batch,), -1, dtype=torch.long, device=device)
+    for step in range(max_new_tokens):
+        logits = logits.float()
+        choice = _choose(logits, do_sample, temperature, top_k, top_p, generator)
+        # Finished rows keep emitting their EOS so the batch stays rectangular.
+        choice = torch.where(finished, tokens[:, -1] if step else choice, choice)
+        prob = logits.softmax(dim=-1).gather(-1, choice[:, None])
+        tokens = torch.cat([tokens, choice[:, None]], dim=1)
+        probs = torch.cat([probs, prob], dim=1)
+        hit_eos = torch.isin(choice, eos_ids) & ~finished
+        lengths = torch.where(hit_eos, torch.tensor(step, device=device), lengths)
+        finished |= hit_eos
+        if bool(finished.all()) or step == max_new_tokens - 1:
+            break
+        resid = residual_stream(model, choice[:, None], cache)
+        logits = final_logits(model, resid[:, -1])
+    lengths = torch.where(lengths < 0, torch.tensor(tokens.shape[1], device=device), lengths)
+    return GenerationOutput(tokens=tokens, probs=probs, lengths=lengths.tolist())

@@ -1,0 +1,293 @@
+"""Where SelfIE reads and writes the residual stream: layer names, capture and injection.
+
+Layer indexing follows Hugging Face's ``hidden_states`` (without the final norm): layer
+``L < n_layers`` is the residual entering block ``L`` (``blocks.L.hook_resid_pre``) and
+``L == n_layers`` is the output of the last block (``blocks.{n-1}.hook_resid_post``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens import ActivationCache, HookedTransformer
+from transformer_lens.hook_points import HookPoint
+
+from selfie_tl.errors import (
+    InvalidArgumentError,
+    LayerOutOfRangeError,
+    PositionOutOfRangeError,
+    VectorError,
+)
+from selfie_tl.prompts import tokenize
+
+InjectionMode = Literal["replace", "add"]
+HookFn = Callable[[Tensor, HookPoint], Tensor | None]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | torch.SymInt) and not isinstance(value, bool)
+
+
+def check_layer(model: HookedTransformer, layer: int, *, injection: bool = False) -> int:
+    """Validate a layer index and return it as an int.
+
+    Args:
+        model: the model.
+        layer: a residual-stream layer in ``[0, n_layers]``, or an injection layer ``k`` in
+            ``[0, n_layers - 1]`` when ``injection`` is true (the residual entering block k).
+
+    Raises:
+        LayerOutOfRangeError: with the allowed range in the message.
+    """
+    n = model.cfg.n_layers
+    high = n - 1 if injection else n
+    what = "injection layer k" if injection else "layer"
+    if not _is_int(layer) and not (isinstance(layer, Tensor) and layer.numel() == 1):
+        raise LayerOutOfRangeError(f"{what} must be an int in [0, {high}], got {layer!r}")
+    layer = int(layer)
+    if not 0 <= layer <= high:
+        raise LayerOutOfRangeError(
+            f"{what} {layer} is out of range: this model has {n} layers, so {what} must be in "
+            f"[0, {high}]" + ("" if injection else f" ({n} = output of the last block)")
+        )
+    return layer
+
+
+def hook_name(model: HookedTransformer, layer: int) -> str:
+    """TransformerLens hook name of residual-stream layer ``layer``.
+
+    Example:
+        >>> from selfie_tl.testing import tiny_model
+        >>> model = tiny_model(n_layers=3)
+        >>> hook_name(model, 0), hook_name(model, 3)
+        ('blocks.0.hook_resid_pre', 'blocks.2.hook_resid_post')
+    """
+    layer = check_layer(model, layer)
+    if layer < model.cfg.n_layers:
+        return f"blocks.{layer}.hook_resid_pre"
+    return f"blocks.{layer - 1}.hook_resid_post"
+
+
+def check_positions(positions: int | Iterable[int], seq_len: int) -> list[int]:
+    """Resolve token positions (negative counts from the end) against a sequence length.
+
+    Raises:
+        PositionOutOfRangeError: a position is not in ``[-seq_len, seq_len - 1]``.
+
+    Example:
+        >>> check_positions([0, -1], 5)
+        [0, 4]
+    """
+    items = [positions] if _is_int(positions) else list(positions)
+    if not items:
+        raise PositionOutOfRangeError("no token positions given; pass at least one")
+    out = []
+    for pos in items:
+        if not _is_int(pos):
+            raise PositionOutOfRangeError(f"token position must be an int, got {pos!r}")
+        if not -seq_len <= pos < seq_len:
+            raise PositionOutOfRangeError(
+                f"token position {pos} is out of range for a prompt of {seq_len} tokens; "
+                f"allowed: {-seq_len} to {seq_len - 1}"
+            )
+        out.append(pos % seq_len)
+    return out
+
+
+def prompt_tokens(model: HookedTransformer, prompt: str | Tensor) -> Int[Tensor, " pos"]:
+    """Token ids of a prompt (tokenizer defaults; see :func:`selfie_tl.prompts.tokenize`).
+
+    A 1-D tensor of ids (or ``[1, pos]``) is passed through unchanged.
+    """
+    if isinstance(prompt, Tensor):
+        ids = prompt.squeeze(0) if prompt.ndim == 2 and prompt.shape[0] == 1 else prompt
+        if ids.ndim != 1 or ids.numel() == 0:
+            raise InvalidArgumentError(f"token ids must be a non-empty 1-D tensor, got shape {tuple(prompt.shape)}")
+        return ids.long()
+    if model.tokenizer is None:
+        raise InvalidArgumentError("the model has no tokenizer; pass token ids instead of text")
+    return tokenize(model.tokenizer, prompt)
+
+
+@torch.no_grad()
+def capture(
+    model: HookedTransformer,
+    prompt: str | Int[Tensor, " pos"],
+    layers: int | Sequence[int],
+    positions: int | Sequence[int],
+) -> Float[Tensor, "layer pos d_model"]:
+    """Residual-stream vectors of ``prompt`` at every (layer, position) combination.
+
+    Runs one forward pass with ``run_with_cache`` restricted to the needed hooks and
+    stopping after the deepest requested layer. Hooks already on the model (for example a
+    control edit) take effect.
+
+    Args:
+        model: the model.
+        prompt: text (tokenized with the tokenizer's defaults: no BOS unless the tokenizer
+            adds one) or 1-D token ids.
+        layers: layer(s) in ``[0, n_layers]`` (see :func:`hook_name`).
+        positions: token position(s); negative positions count from the end.
+
+    Returns:
+        Tensor ``[len(layers), len(positions), d_model]``.
+
+    Example:
+        >>> from selfie_tl.testing import tiny_model
+        >>> model = tiny_model(n_layers=3, d_model=64)
+        >>> capture(model, "hello", layers=[0, 3], positions=[-1]).shape
+        torch.Size([2, 1, 64])
+    """
+    ids = prompt_tokens(model, prompt)
+    layer_list = [check_layer(model, layer) for layer in ([layers] if _is_int(layers) else layers)]
+    if not layer_list:
+        raise LayerOutOfRangeError("no layers given; pass at least one")
+    pos_list = check_positions(positions, len(ids))
+    names = [hook_name(model, layer) for layer in layer_list]
+    wanted = set(names)
+    stop = min(model.cfg.n_layers, max(layer_list) + 1)
+    _, cache = model.run_with_cache(
+        ids[None].to(model.cfg.device), names_filter=lambda n: n in wanted, stop_at_layer=stop
+    )
+    return vectors_from_cache(cache, model, layer_list, pos_list)
+
+
+def vectors_from_cache(
+    cache: ActivationCache | dict[str, Tensor],
+    model: HookedTransformer,
+    layers: Sequence[int],
+    positions: Sequence[int],
+    batch_index: int = 0,
+) -> Float[Tensor, "layer pos d_model"]:
+    """Pick residual vectors out of an ``ActivationCache`` from ``run_with_cache``.
+
+    Example:
+        >>> from selfie_tl.testing import tiny_model
+        >>> model = tiny_model(n_layers=2)
+        >>> _, cache = model.run_with_cache("hey")
+        >>> vectors_from_cache(cache, model, layers=[1, 2], positions=[0, -1]).shape
+        torch.Size([2, 2, 64])
+    """
+    rows = []
+    for layer in layers:
+        name = hook_name(model, layer)
+        if name not in cache:
+            raise InvalidArgumentError(f"{name} is not in the cache; run run_with_cache without a filter for it")
+        acts = cache[name][batch_index]
+        rows.append(acts[check_positions(positions, acts.shape[0])])
+    return torch.stack(rows)
+
+
+def check_vectors(model: HookedTransformer, vectors: Tensor) -> Float[Tensor, "batch d_model"]:
+    """Validate vectors to interpret: shape ``[n, d_model]`` (or ``[d_model]``), finite.
+
+    Returns them on the model's device and dtype.
+    """
+    if not isinstance(vectors, Tensor):
+        try:
+            vectors = torch.as_tensor(vectors)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise VectorError(f"vectors must be a tensor of shape [n, d_model], got {type(vectors).__name__}") from exc
+    if vectors.ndim == 1:
+        vectors = vectors[None]
+    d_model = model.cfg.d_model
+    if vectors.ndim != 2 or vectors.shape[-1] != d_model or vectors.shape[0] == 0:
+        raise VectorError(
+            f"vectors have shape {tuple(vectors.shape)}; expected [n, {d_model}] with n >= 1 "
+            f"(d_model of this model is {d_model})"
+        )
+    if not vectors.is_floating_point():
+        raise VectorError(f"vectors must be floating point, got dtype {vectors.dtype}")
+    bad = ~torch.isfinite(vectors).all(dim=-1)
+    if bad.any():
+        rows = bad.nonzero().flatten().tolist()
+        raise VectorError(f"vectors contain NaN or inf in rows {rows[:10]}; only finite values can be injected")
+    return vectors.to(device=model.cfg.device, dtype=model.cfg.dtype)
+
+
+def injection_hook(
+    vectors: Float[Tensor, "batch d_model"] | Float[Tensor, "batch slot d_model"],
+    positions: Sequence[int],
+    *,
+    mode: InjectionMode = "replace",
+    strength: float = 1.0,
+) -> HookFn:
+    """A hook function that writes ``vectors`` into the residual at ``positions``.
+
+    Row ``b`` of the batch receives ``vectors[b]`` at every placeholder position (or
+    ``vectors[b, i]`` at the i-th position for 3-D input). It acts only on a forward whose
+    sequence covers the positions, i.e. the prefill: single-token decode steps with a KV
+    cache pass through untouched.
+
+    Args:
+        vectors: one vector per batch row (or per row and position).
+        positions: token positions to overwrite.
+        mode: ``"replace"``: ``h <- strength * v + (1 - strength) * h`` (``strength`` is
+            the overlay strength in [0, 1]; 1 replaces, as in the paper); ``"add"``:
+            ``h <- h + strength * v``.
+        strength: overlay strength (replace) or scale (add).
+
+    Example:
+        >>> import torch
+        >>> from selfie_tl.testing import tiny_model
+        >>> model = tiny_model()
+        >>> hook = injection_hook(torch.zeros(1, 64), [1, 2])
+        >>> _ = model.run_with_hooks("abcd", fwd_hooks=[("blocks.1.hook_resid_pre", hook)])
+    """
+    positions = list(positions)
+    index = torch.as_tensor(positions, dtype=torch.long)
+    last = max(positions)
+
+    def hook(resid: Float[Tensor, "batch pos d_model"], hook: HookPoint) -> Tensor:
+        if resid.shape[1] <= last:
+            return resid
+        vec = vectors.to(resid.dtype)
+        if vec.ndim == 2:
+            vec = vec[:, None, :].expand(-1, len(positions), -1)
+        if vec.shape[0] != resid.shape[0]:
+            raise InvalidArgumentError(
+                f"injection got {vec.shape[0]} vectors for a batch of {resid.shape[0]} sequences"
+            )
+        idx = index.to(resid.device)
+        current = resid[:, idx]
+        if mode == "replace":
+            new = vec if strength == 1.0 else strength * vec + (1.0 - strength) * current
+        else:
+            new = current + strength * vec
+        out = resid.clone()
+        out[:, idx] = new
+        return out
+
+    return hook
+
+
+def injection_hooks(
+    model: HookedTransformer,
+    vectors: Float[Tensor, "batch d_model"],
+    positions: Sequence[int],
+    k: int,
+    *,
+    mode: InjectionMode = "replace",
+    strength: float = 1.0,
+) -> list[tuple[str, HookFn]]:
+    """``fwd_hooks`` for ``run_with_hooks`` / ``model.hooks()`` that inject at layer ``k``.
+
+    Example:
+        >>> import torch
+        >>> from selfie_tl.testing import tiny_model
+        >>> model = tiny_model()
+        >>> hooks = injection_hooks(model, torch.zeros(1, 64), [1], k=1)
+        >>> hooks[0][0]
+        'blocks.1.hook_resid_pre'
+    """
+    k = check_layer(model, k, injection=True)
+    return [(f"blocks.{k}.hook_resid_pre", injection_hook(vectors, positions, mode=mode, strength=strength))]
+
+
+def hook_count(model: HookedTransformer) -> int:
+    """Number of forward/backward hooks currently registered on the model's hook points."""
+    return sum(len(hp._forward_hooks) + len(hp._backward_hooks) for hp in model.hook_dict.values())

@@ -1,0 +1,386 @@
+"""SelfIE interpretation: let the model describe its own embeddings in words.
+
+Data flow: :func:`~selfie_tl.hooks.capture` the residual stream of the original prompt at
+(layer, token) -> inject each vector at the placeholder positions of an
+:class:`~selfie_tl.prompts.InterpretationPrompt` at layer ``k`` during the prefill ->
+:func:`~selfie_tl.generation.generate` with the KV cache -> score with
+:mod:`~selfie_tl.relevancy` -> a pandas DataFrame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformer_lens import HookedTransformer
+
+from selfie_tl.errors import InvalidArgumentError
+from selfie_tl.generation import generate
+from selfie_tl.hooks import (
+    HookFn,
+    capture,
+    check_layer,
+    check_positions,
+    check_vectors,
+    injection_hooks,
+    prompt_tokens,
+)
+from selfie_tl.prompts import InterpretationPrompt, default_interpretation_prompt
+from selfie_tl.relevancy import baseline_probs, relevancy_scores
+
+RESULT_COLUMNS = [
+    "prompt", "layer", "token", "token_decoded", "interpretation", "relevancy",
+    "mean_relevancy", "generated_tokens",
+]  # fmt: skip
+
+
+@dataclass
+class InterpretationConfig:
+    """Settings of one interpretation run (all keyword arguments of :func:`interpret`).
+
+    Attributes:
+        k: injection layer; the residual entering block ``k`` is overwritten.
+        max_new_tokens: tokens generated per interpretation (>= 1).
+        batch_size: interpretations generated together (>= 1).
+        relevancy: compute the relevancy score (one extra forward per batch).
+        mode: ``"replace"`` (the paper) or ``"add"``.
+        overlay_strength: in [0, 1]; with ``mode="replace"`` the placeholder state becomes
+            ``s * v + (1 - s) * h`` (1 = replace).
+        scale: with ``mode="add"`` the placeholder state becomes ``h + scale * v``.
+        do_sample: sample instead of greedy decoding.
+        temperature, top_k, top_p: sampling controls.
+        seed: seed for sampling (reproducible when set).
+        verbose: show a progress bar over batches.
+
+    Example:
+        >>> cfg = InterpretationConfig(k=3, max_new_tokens=10)
+        >>> InterpretationConfig.from_dict(cfg.to_dict()) == cfg
+        True
+    """
+
+    k: int = 2
+    max_new_tokens: int = 30
+    batch_size: int = 8
+    relevancy: bool = True
+    mode: str = "replace"
+    overlay_strength: float = 1.0
+    scale: float = 1.0
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    verbose: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON dict of the settings."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InterpretationConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise InvalidArgumentError(f"unknown InterpretationConfig keys {unknown}; allowed: {sorted(names)}")
+        return cls(**data)
+
+    def validate(self, model: HookedTransformer) -> InterpretationConfig:
+        """Raise :class:`~selfie_tl.errors.InvalidArgumentError` on any bad setting."""
+        check_layer(model, self.k, injection=True)
+        for name in ("max_new_tokens", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InvalidArgumentError(f"{name} must be an int >= 1, got {value!r}")
+        if self.mode not in ("replace", "add"):
+            raise InvalidArgumentError(f"mode must be 'replace' or 'add', got {self.mode!r}")
+        if not 0.0 <= float(self.overlay_strength) <= 1.0:
+            raise InvalidArgumentError(f"overlay_strength must be in [0, 1], got {self.overlay_strength!r}")
+        if not torch.isfinite(torch.tensor(float(self.scale))):
+            raise InvalidArgumentError(f"scale must be finite, got {self.scale!r}")
+        if self.do_sample:
+            if not self.temperature > 0:
+                raise InvalidArgumentError(f"temperature must be > 0, got {self.temperature!r}")
+            if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
+                raise InvalidArgumentError(f"top_k must be None or an int >= 1, got {self.top_k!r}")
+            if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
+                raise InvalidArgumentError(f"top_p must be None or in (0, 1], got {self.top_p!r}")
+        return self
+
+    @property
+    def strength(self) -> float:
+        return float(self.overlay_strength if self.mode == "replace" else self.scale)
+
+
+@dataclass
+class InterpretationBatch:
+    """Everything one call of :func:`generate_interpretations` produced, row by row.
+
+    Attributes:
+        texts: decoded interpretation per vector (special tokens skipped).
+        token_ids: generated ids per vector, up to (not including) end-of-sequence.
+        tokens: the same ids decoded one by one (for per-token shading).
+        probs: probability of each generated token with the vector injected.
+        relevancy: relevancy per generated token, or ``None`` when not computed.
+    """
+
+    texts: list[str]
+    token_ids: list[list[int]] = field(repr=False)
+    tokens: list[list[str]] = field(repr=False)
+    probs: list[list[float]] = field(repr=False)
+    relevancy: list[list[float]] | None = field(default=None, repr=False)
+
+
+def _resolve_config(config: InterpretationConfig | None, overrides: dict[str, Any]) -> InterpretationConfig:
+    config = dataclasses.replace(config) if config is not None else InterpretationConfig()
+    names = {f.name for f in dataclasses.fields(InterpretationConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise TypeError(f"unexpected keyword arguments {unknown}; options are {sorted(names)}")
+    return dataclasses.replace(config, **overrides)
+
+
+def _resolve_prompt(
+    model: HookedTransformer, prompt: InterpretationPrompt | Sequence | None
+) -> InterpretationPrompt:
+    if prompt is None:
+        return default_interpretation_prompt(model.tokenizer)
+    if isinstance(prompt, InterpretationPrompt):
+        return prompt
+    return InterpretationPrompt(model.tokenizer, tuple(prompt))
+
+
+def generate_interpretations(
+    model: HookedTransformer,
+    vectors: Float[Tensor, "n d_model"],
+    interpretation_prompt: InterpretationPrompt | Sequence | None = None,
+    config: InterpretationConfig | None = None,
+    *,
+    fwd_hooks: Sequence[tuple[str, HookFn]] = (),
+    **options: Any,
+) -> InterpretationBatch:
+    """Interpret vectors and return texts, tokens, probabilities and relevancy.
+
+    The detailed form of :func:`interpret_vectors`. Hooks already on the model, and any
+    ``fwd_hooks`` given here, are active for the whole generation; the injection hook only
+    during each prefill. The model has exactly its original hooks after return or an
+    exception.
+
+    Args:
+        model: the model.
+        vectors: ``[n, d_model]`` vectors (residual states, SAE directions, means, ...).
+        interpretation_prompt: an :class:`InterpretationPrompt`, a parts tuple, or ``None``
+            for :func:`~selfie_tl.prompts.default_interpretation_prompt`.
+        config: an :class:`InterpretationConfig`; keyword ``options`` override its fields.
+        fwd_hooks: extra ``(hook_name, fn)`` pairs for the whole run (TransformerLens
+            convention), e.g. an ablation to study together with SelfIE.
+
+    Example:
+        >>> import torch
+        >>> from selfie_tl.testing import tiny_model
+        >>> model = tiny_model()
+        >>> out = generate_interpretations(model, torch.randn(2, 64), max_new_tokens=4, k=1)
+        >>> len(out.texts), len(out.relevancy[0]) <= 4
+        (2, True)
+    """
+    config = _resolve_config(config, options).validate(model)
+    prompt = _resolve_prompt(model, interpretation_prompt)
+    vectors = check_vectors(model, vectors)
+    generator = None
+    if config.seed is not None:
+        generator = torch.Generator(device=model.cfg.device).manual_seed(config.seed)
+    base_ids = prompt.input_ids.to(model.cfg.device)
+    tokenizer = model.tokenizer
+    result = InterpretationBatch(texts=[], token_ids=[], tokens=[], probs=[], relevancy=[] if config.relevancy else None)
+    starts = range(0, vectors.shape[0], config.batch_size)
+    with model.hooks(fwd_hooks=list(fwd_hooks)):
+        for start in tqdm(starts, desc="interpreting", unit="batch", disable=not config.verbose, leave=False):
+            chunk = vectors[start : start + config.batch_size]
+            ids = base_ids[None].expand(chunk.shape[0], -1)
+            hooks = injection_hooks(
+                model, chunk, prompt.placeholder_positions, config.k, mode=config.mode, strength=config.strength
+            )
+            out = generate(
+                model, ids, config.max_new_tokens, prefill_hooks=hooks, do_sample=config.do_sample,
+                temperature=config.temperature, top_k=config.top_k, top_p=config.top_p, generator=generator,
+            )  # fmt: skip
+            rel = relevancy_scores(out.probs, baseline_probs(model, ids, out.tokens)) if config.relevancy else None
+            for row, length in enumerate(out.lengths):
+                ids_row = out.tokens[row, :length].tolist()
+                result.token_ids.append(ids_row)
+                result.texts.append(tokenizer.decode(ids_row, skip_special_tokens=True))
+                result.tokens.append([tokenizer.decode([t]) for t in ids_row])
+                result.probs.append(out.probs[row, :length].tolist())
+                if rel is not None:
+                    result.relevancy.append(rel[row, :length].tolist())
+    return result
+
+
+def interpret_vectors(
+    model: HookedTransformer,
+    vectors: Float[Tensor, "n d_model"],
+    interpretation_prompt: InterpretationPrompt | Sequence | None = None,
+    k: int = 2,
+    max_new_tokens: int = 30,
+    batch_size: int = 8,
+    **options: Any,
+) -> list[str]:
+    """Interpret arbitrary vectors (SAE decoder rows, steering vectors, means, ...).
+
+    Each vector replaces the residual stream entering block ``k`` at every placeholder
+    position of the interpretation prompt during the prefill; the model then generates
+    greedily (by default) with its KV cache.
+
+    Args:
+        model: the model.
+        vectors: ``[n, d_model]`` (or a single ``[d_model]`` vector).
+        interpretation_prompt: prompt with placeholders (default: the paper's summary
+            prompt in the model's chat format).
+        k: injection layer in ``[0, n_layers - 1]``.
+        max_new_tokens: tokens to generate per vector.
+        batch_size: vectors interpreted together.
+        **options: any other :class:`InterpretationConfig` field (``mode``,
+            ``overlay_strength``, ``scale``, ``do_sample``, ``seed``, ``verbose``, ...).
+
+    Returns:
+        One interpretation string per vector.
+
+    Example:
+        >>> import torch
+        >>> from selfie_tl.testing import tiny_model
+        >>> model = tiny_model()
+        >>> texts = interpret_vectors(model, torch.randn(3, 64), k=1, max_new_tokens=5)
+        >>> len(texts)
+        3
+    """
+    options.setdefault("relevancy", False)
+    config = _resolve_config(None, dict(k=k, max_new_tokens=max_new_tokens, batch_size=batch_size, **options))
+    return generate_interpretations(model, vectors, interpretation_prompt, config).texts
+
+
+def layer_token_pairs(layers: Iterable[int], tokens: Iterable[int]) -> list[tuple[int, int]]:
+    """Every (layer, token) combination, layer-major, for :func:`interpret`.
+
+    Example:
+        >>> layer_token_pairs([0, 5], [-1])
+        [(0, -1), (5, -1)]
+    """
+    tokens = list(tokens)
+    return [(layer, token) for layer in layers for token in tokens]
+
+
+def _check_pairs(model: HookedTransformer, pairs: Any, seq_len: int) -> list[tuple[int, int]]:
+    try:
+        pairs = [tuple(p) for p in pairs]
+    except TypeError as exc:
+        raise InvalidArgumentError(
+            f"tokens_to_interpret must be a list of (layer, token) pairs, got {pairs!r}"
+        ) from exc
+    if not pairs:
+        raise InvalidArgumentError("tokens_to_interpret is empty; pass at least one (layer, token) pair")
+    out = []
+    for pair in pairs:
+        if len(pair) != 2:
+            raise InvalidArgumentError(f"each item of tokens_to_interpret must be (layer, token), got {pair!r}")
+        layer, token = pair
+        out.append((check_layer(model, layer), check_positions([token], seq_len)[0]))
+    return out
+
+
+def interpret(
+    model: HookedTransformer,
+    original_prompt: str | Tensor,
+    tokens_to_interpret: Sequence[tuple[int, int]],
+    interpretation_prompt: InterpretationPrompt | Sequence | None = None,
+    k: int = 2,
+    max_new_tokens: int = 30,
+    batch_size: int = 8,
+    relevancy: bool = True,
+    *,
+    fwd_hooks: Sequence[tuple[str, HookFn]] = (),
+    **options: Any,
+) -> pd.DataFrame:
+    """Interpret the residual stream of a prompt at (layer, token) pairs.
+
+    Args:
+        model: the model.
+        original_prompt: the text whose hidden states are interpreted. It is tokenized with
+            the tokenizer's own defaults (no BOS unless the tokenizer adds one itself), so
+            token positions are those of ``model.tokenizer(original_prompt).input_ids``.
+        tokens_to_interpret: ``(layer, token)`` pairs. ``layer`` in ``[0, n_layers]``
+            (``L < n_layers``: residual entering block L; ``n_layers``: last block's output),
+            ``token`` a position (negative counts from the end). See
+            :func:`layer_token_pairs` for grids.
+        interpretation_prompt: prompt with placeholders (default: the paper's summary
+            prompt in the model's chat format), or a parts tuple.
+        k: injection layer.
+        max_new_tokens: tokens generated per interpretation.
+        batch_size: interpretations generated together.
+        relevancy: add the per-token relevancy score (one extra forward per batch).
+        fwd_hooks: extra hooks active during capture and generation.
+        **options: other :class:`InterpretationConfig` fields.
+
+    Returns:
+        A DataFrame with one row per pair and columns ``prompt, layer, token,
+        token_decoded, interpretation, relevancy`` (list of floats, one per generated
+        token, or ``None``), ``mean_relevancy`` and ``generated_tokens`` (list of str).
+        ``df.attrs`` holds the config and the interpretation prompt text.
+
+    Example:
+        >>> from selfie_tl.testing import tiny_model
+        >>> model = tiny_model()
+        >>> df = interpret(model, "The cat", [(1, -1), (2, 0)], k=1, max_new_tokens=4)
+        >>> list(df[["layer", "token"]].itertuples(index=False, name=None))
+        [(1, 6), (2, 0)]
+    """
+    config = _resolve_config(
+        None, dict(k=k, max_new_tokens=max_new_tokens, batch_size=batch_size, relevancy=relevancy, **options)
+    ).validate(model)
+    prompt = _resolve_prompt(model, interpretation_prompt)
+    ids = prompt_tokens(model, original_prompt)
+    if isinstance(original_prompt, str) and not original_prompt.strip():
+        raise InvalidArgumentError(f"original_prompt is blank ({original_prompt!r}); give some text")
+    pairs = _check_pairs(model, tokens_to_interpret, len(ids))
+    with model.hooks(fwd_hooks=list(fwd_hooks)):
+        layers = sorted({layer for layer, _ in pairs})
+        positions = sorted({token for _, token in pairs})
+        grid = capture(model, ids, layers, positions)
+    vectors = torch.stack([grid[layers.index(layer), positions.index(token)] for layer, token in pairs])
+    batch = generate_interpretations(model, vectors, prompt, config, fwd_hooks=fwd_hooks)
+    text = original_prompt if isinstance(original_prompt, str) else model.tokenizer.decode(ids)
+    rows = []
+    for i, (layer, token) in enumerate(pairs):
+        rel = batch.relevancy[i] if batch.relevancy is not None else None
+        rows.append(
+            {
+                "prompt": text,
+                "layer": layer,
+                "token": token,
+                "token_decoded": model.tokenizer.decode([int(ids[token])]),
+                "interpretation": batch.texts[i],
+                "relevancy": rel,
+                "mean_relevancy": (sum(rel) / len(rel) if rel else float("nan")) if rel is not None else None,
+                "generated_tokens": batch.tokens[i],
+            }
+        )
+    df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    df.attrs["config"] = config.to_dict()
+    df.attrs["interpretation_prompt"] = prompt.text
+    return df
+
+
+__all__ = [
+    "InterpretationBatch",
+    "InterpretationConfig",
+    "generate_interpretations",
+    "interpret",
+    "interpret_vectors",
+    "layer_token_pairs",
+]
