@@ -171,15 +171,26 @@ class InterpretationPrompt:
 def default_interpretation_prompt(tokenizer: Any) -> InterpretationPrompt:
     """The paper's summary prompt, in the tokenizer's chat format when it has one.
 
-    With a chat template: a user turn of five placeholders and an assistant turn starting
-    "Sure, I will summarize the message:". Without one: ``"Message: _ _ _ _ _\\nSummary of
-    the message:"``.
+    For ChatML tokenizers (SmolLM2, Qwen, ...) this is exactly::
+
+        ("<|im_start|>user\\n", 0, 0, 0, 0, 0,
+         "<|im_end|>\\n<|im_start|>assistant\\nSure, I will summarize the message:")
+
+    with no system turn (a template's default system message, such as SmolLM2's "You are
+    a helpful AI assistant named SmolLM", leaks into interpretations). Other chat
+    templates go through :meth:`InterpretationPrompt.from_chat`; tokenizers without one get
+    ``"Message: _ _ _ _ _\\nSummary of the message:"``.
 
     Example:
         >>> from selfie_tl.testing import tiny_tokenizer
-        >>> len(default_interpretation_prompt(tiny_tokenizer()).placeholder_positions) > 0
-        True
+        >>> default_interpretation_prompt(tiny_tokenizer()).parts[0]
+        '<|im_start|>user\\n'
     """
+    slots = [PLACEHOLDER] * 5
+    vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
+    if "<|im_start|>" in vocab and "<|im_end|>" in vocab:
+        parts = ("<|im_start|>user\n", *slots, f"<|im_end|>\n<|im_start|>assistant\n{SUMMARY_REPLY}")
+        return InterpretationPrompt(tokenizer, parts)
     if getattr(tokenizer, "chat_template", None):
         return InterpretationPrompt.from_chat(tokenizer)
-    return InterpretationPrompt(tokenizer, ("Message: ", *([PLACEHOLDER] * 5), "\nSummary of the message:"))
+    return InterpretationPrompt(tokenizer, ("Message: ", *slots, "\nSummary of the message:"))

@@ -1,0 +1,45 @@
+"""Shared fixtures.
+
+Unit tests use tiny random models (``tiny_llama``, ``tiny_gpt2``); integration tests,
+marked ``integration``, use the embedded default model, loaded once per session.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from selfie_tl.testing import tiny_model
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny_llama():
+    return tiny_model("llama", n_layers=3, d_model=64, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2():
+    return tiny_model("gpt2", n_layers=3, d_model=64, seed=0)
+
+
+@pytest.fixture(scope="session", params=["llama", "gpt2"])
+def tiny(request, tiny_llama, tiny_gpt2):
+    """Each unit test that takes ``tiny`` runs on both architectures."""
+    return tiny_llama if request.param == "llama" else tiny_gpt2
+
+
+@pytest.fixture(scope="session")
+def default_model():
+    from selfie_tl import load_model
+
+    return load_model()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"shared data directory {SHARED_DATA} is missing (expected beside the project root)")
+    return SHARED_DATA
