@@ -27,7 +27,7 @@ from selfie_tl.errors import (
     UnknownModelError,
     VectorError,
 )
-from selfie_tl.generation import GenerationOutput, generate
+from selfie_tl.generation import GenerationOutput, complete, generate
 from selfie_tl.hooks import (
     capture,
     hook_name,
@@ -67,6 +67,7 @@ __all__ = [
     "VectorError",
     "baseline_probs",
     "capture",
+    "complete",
     "default_interpretation_prompt",
     "generate",
     "generate_interpretations",

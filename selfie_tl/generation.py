@@ -19,6 +19,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
+from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.hooks import HookFn
 
 
@@ -54,14 +55,15 @@ def residual_stream(
     model: HookedTransformer,
     tokens: Int[Tensor, "batch pos"],
     past_kv_cache: TransformerLensKeyValueCache | None = None,
+    attention_mask: Int[Tensor, "batch pos"] | None = None,
 ) -> Float[Tensor, "batch pos d_model"]:
     """Run every block and return the residual before the final norm.
 
-    The attention mask is passed explicitly (all ones: SelfIE batches share one prompt, so
-    there is no padding). Without it TransformerLens would treat any pad-token id in the
-    text - for SmolLM2 the pad token is ``<|im_end|>`` - as padding.
+    The attention mask is always passed explicitly (all ones unless given: SelfIE batches
+    share one prompt, so there is no padding). Without it TransformerLens would treat any
+    pad-token id in the text - for SmolLM2 the pad token is ``<|im_end|>`` - as padding.
     """
-    mask = torch.ones_like(tokens)
+    mask = torch.ones_like(tokens) if attention_mask is None else attention_mask.to(tokens.device)
     return model(tokens, past_kv_cache=past_kv_cache, attention_mask=mask, stop_at_layer=model.cfg.n_layers)
 
 
@@ -95,6 +97,7 @@ def generate(
     max_new_tokens: int,
     *,
     prefill_hooks: Sequence[tuple[str, HookFn]] = (),
+    attention_mask: Int[Tensor, "batch pos"] | None = None,
     eos_token_ids: Sequence[int] | None = None,
     do_sample: bool = False,
     temperature: float = 1.0,
@@ -106,11 +109,13 @@ def generate(
 
     Args:
         model: the model; hooks already on it fire on every forward.
-        input_ids: ``[batch, pos]`` prompt ids (no padding).
+        input_ids: ``[batch, pos]`` prompt ids; rows of different lengths must be
+            left-padded and described by ``attention_mask``.
         max_new_tokens: upper bound on generated tokens; stops early once every row has
             produced an end-of-sequence token.
         prefill_hooks: ``(hook_name, fn)`` pairs active during the prefill only (this is
             how SelfIE injects embeddings).
+        attention_mask: ``[batch, pos]`` 1 for real tokens, 0 for left padding.
         eos_token_ids: ids that end a row (default: the tokenizer's EOS, if any).
         do_sample: sample instead of greedy argmax.
         temperature, top_k, top_p: sampling controls (ignored when greedy).
@@ -136,7 +141,7 @@ def generate(
 
     cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, batch)
     with model.hooks(fwd_hooks=list(prefill_hooks)):
-        resid = residual_stream(model, input_ids, cache)
+        resid = residual_stream(model, input_ids, cache, attention_mask)
     logits = final_logits(model, resid[:, -1])
 
     tokens = torch.empty(batch, 0, dtype=torch.long, device=device)
@@ -160,3 +165,47 @@ def generate(
         logits = final_logits(model, resid[:, -1])
     lengths = torch.where(lengths < 0, torch.tensor(tokens.shape[1], device=device), lengths)
     return GenerationOutput(tokens=tokens, probs=probs, lengths=lengths.tolist())
+
+
+def complete(
+    model: HookedTransformer,
+    prompts: Sequence[str],
+    max_new_tokens: int = 20,
+    batch_size: int = 16,
+    *,
+    verbose: bool = False,
+) -> list[str]:
+    """Greedy continuations of text prompts (left-padded batches), decoded without specials.
+
+    Prompts are tokenized with the tokenizer's own defaults, like everything in selfie_tl.
+    Hooks on the model (e.g. an attached control edit) are active.
+
+    Example:
+        >>> from selfie_tl.testing import tiny_model
+        >>> model = tiny_model()
+        >>> len(complete(model, ["ab", "abcdef"], max_new_tokens=3))
+        2
+    """
+    from tqdm.auto import tqdm
+
+    from selfie_tl.prompts import tokenize
+
+    if max_new_tokens < 1 or batch_size < 1:
+        raise InvalidArgumentError(
+            f"max_new_tokens and batch_size must be >= 1, got {max_new_tokens} and {batch_size}"
+        )
+    encoded = [tokenize(model.tokenizer, p) for p in prompts]
+    pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
+    texts: list[str] = []
+    for start in tqdm(range(0, len(encoded), batch_size), desc="completing", disable=not verbose, leave=False):
+        chunk = encoded[start : start + batch_size]
+        width = max(len(ids) for ids in chunk)
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, seq in enumerate(chunk):
+            ids[row, width - len(seq) :] = seq
+            mask[row, width - len(seq) :] = 1
+        out = generate(model, ids, max_new_tokens, attention_mask=mask)
+        for row, length in enumerate(out.lengths):
+            texts.append(model.tokenizer.decode(out.tokens[row, :length].tolist(), skip_special_tokens=True))
+    return texts
