@@ -279,29 +279,62 @@ def attach_tokenizer(model: HookedTransformer, tokenizer: Any) -> HookedTransfor
     return model
 
 
+# How TransformerLens 3.x reads each weight on every forward: the permutation it applies
+# before a contiguous copy (or a reshape that copies). Storing the parameter as that
+# permutation of a contiguous tensor turns the per-call copy into a free view.
+_ACCESS_PERMUTATIONS: dict[str, tuple[int, ...]] = {
+    "mlp.W_in": (1, 0),  # GatedMLP: F.linear(x, W_in.T.contiguous())
+    "mlp.W_gate": (1, 0),
+    "mlp.W_out": (1, 0),
+    "attn.W_Q": (0, 2, 1),  # simple_attn_linear: "n m h -> (n h) m"
+    "attn.W_K": (0, 2, 1),
+    "attn.W_V": (0, 2, 1),
+    "attn._W_K": (0, 2, 1),
+    "attn._W_V": (0, 2, 1),
+    "attn.W_O": (2, 0, 1),  # "n h m -> m (n h)"
+}
+
+
+def _store_as_permuted(module: torch.nn.Module, name: str, perm: tuple[int, ...]) -> None:
+    param = module._parameters.get(name)
+    if not isinstance(param, torch.nn.Parameter) or param.ndim != len(perm):
+        return
+    if param.permute(perm).is_contiguous():
+        return
+    inverse = tuple(perm.index(i) for i in range(len(perm)))
+    data = param.detach().permute(perm).contiguous().permute(inverse)
+    module._parameters[name] = torch.nn.Parameter(data, requires_grad=param.requires_grad)
+
+
 def optimize_layout(model: HookedTransformer) -> HookedTransformer:
-    """Store gated-MLP weights so that TransformerLens' forward does not copy them.
+    """Store weights so that TransformerLens' forward stops copying them on every call.
 
-    TransformerLens 3.x ``GatedMLP.forward`` calls ``W.T.contiguous()`` on every forward,
-    which copies each MLP matrix on every decode step (about half the decode time of a
-    small model on CPU). Storing each parameter as the transpose of a contiguous tensor
-    makes that call free. Values are untouched (bit-identical); only strides change.
+    TransformerLens 3.x rearranges several weights on each forward: ``GatedMLP`` and
+    ``Unembed`` call ``W.T.contiguous()`` and attention reshapes ``W_Q/W_K/W_V/W_O`` into
+    ``F.linear`` layout, each a full copy of the matrix. For a small model decoding on CPU
+    these copies cost more than the arithmetic (the unembedding alone is a 113 MB copy per
+    step for SmolLM2). Storing each parameter as the matching permutation of a contiguous
+    tensor makes those calls free views. Values are bit-identical; only strides change,
+    so hooks, caching, gradients and ``state_dict`` behave as before.
 
-    Applied by :func:`load_model`; call it yourself on models you build otherwise.
+    :func:`load_model` applies it; call it yourself on models built otherwise.
 
     Example:
         >>> from selfie_tl.testing import tiny_model
         >>> model = optimize_layout(tiny_model("llama"))
-        >>> model.blocks[0].mlp.W_in.T.is_contiguous()
-        True
+        >>> model.blocks[0].mlp.W_in.T.is_contiguous(), model.unembed.W_U.T.is_contiguous()
+        (True, True)
     """
+    gated = model.cfg.gated_mlp
     for block in model.blocks:
-        mlp = getattr(block, "mlp", None)
-        for name in ("W_in", "W_gate", "W_out"):
-            param = getattr(mlp, name, None)
-            if isinstance(param, torch.nn.Parameter) and not param.T.is_contiguous():
-                new = torch.nn.Parameter(param.detach().T.contiguous().T, requires_grad=param.requires_grad)
-                setattr(mlp, name, new)
+        for key, perm in _ACCESS_PERMUTATIONS.items():
+            owner, name = key.split(".")
+            if owner == "mlp" and not gated:
+                continue  # the plain MLP uses addmm on W directly
+            module = getattr(block, owner, None)
+            if module is not None:
+                _store_as_permuted(module, name, perm)
+    _store_as_permuted(model.unembed, "W_U", (1, 0))
     return model
 
 
