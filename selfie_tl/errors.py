@@ -50,3 +50,7 @@ class TrainingError(SelfieError, RuntimeError):
 
 class EditMismatchError(SelfieError, ValueError):
     """A saved edit does not fit the model it is loaded onto, or its file is corrupt."""
+
+
+class RewardError(InvalidArgumentError):
+    """A reward function returned the wrong number of values, or non-finite/non-numeric ones."""

@@ -1,0 +1,418 @@
+"""Control edits: small trainable modules that add a learned delta to one MLP's output.
+
+An edit of *layer* ``l`` (the residual entering block ``l``, same indexing as
+:func:`selfie_tl.hooks.hook_name`, so ``l`` in ``[1, n_layers]``) lives in block ``l - 1``:
+it reads that block's MLP input ``blocks.{l-1}.ln2.hook_normalized`` (unit-RMS, so the
+scale is the same at every layer) and adds ``delta(x) = (x @ A) @ B + b`` to
+``blocks.{l-1}.hook_mlp_out``. ``B`` and ``b`` start at zero, so a fresh edit changes
+nothing. The base model's weights are never touched: an edit is attached through hook
+points and detaching it restores the model exactly.
+
+Because attention in block ``l - 1`` runs before the MLP, the residual at layer ``l`` with
+the edit attached is exactly ``h + delta(x)`` where ``h`` and ``x`` come from a plain run.
+The training loops use that identity to train from a cache.
+
+Saved edits are one safetensors file whose header metadata holds a JSON document (layer,
+hooks, shape, training info and a fingerprint of the model); no pickle is involved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+from transformer_lens import HookedTransformer
+from transformer_lens.hook_points import HookPoint
+
+from selfie_tl.errors import EditMismatchError, InvalidArgumentError, LayerOutOfRangeError
+
+FORMAT = "selfie_tl.control.edit"
+FORMAT_VERSION = 1
+_META_KEY = "selfie_tl_edit"
+
+
+@dataclass(frozen=True)
+class ModelFingerprint:
+    """What identifies the model an edit was trained on.
+
+    Attributes:
+        name: ``model.cfg.model_name``.
+        n_layers: number of blocks.
+        d_model: residual width.
+        embed_sha256: SHA-256 of the embedding matrix ``W_E`` (float32 bytes).
+    """
+
+    name: str
+    n_layers: int
+    d_model: int
+    embed_sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelFingerprint:
+        return cls(**data)
+
+
+_HASH_MEMO: dict[tuple[int, int, int], str] = {}
+
+
+def fingerprint(model: HookedTransformer) -> ModelFingerprint:
+    """Fingerprint of ``model`` (the embedding hash is memoised per tensor version).
+
+    Example:
+        >>> from selfie_tl.testing import tiny_model
+        >>> fp = fingerprint(tiny_model(n_layers=2))
+        >>> fp.n_layers, fp.d_model, len(fp.embed_sha256)
+        (2, 64, 64)
+    """
+    w_e = model.W_E
+    # Hashing SmolLM2's 28M-entry embedding takes ~1 s; W_E._version changes on in-place edits.
+    key = (id(w_e), w_e._version, w_e.data_ptr())
+    if key not in _HASH_MEMO:
+        data = w_e.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
+        _HASH_MEMO[key] = hashlib.sha256(data).hexdigest()
+    return ModelFingerprint(
+        name=str(model.cfg.model_name), n_layers=int(model.cfg.n_layers), d_model=int(model.cfg.d_model),
+        embed_sha256=_HASH_MEMO[key],
+    )  # fmt: skip
+
+
+def check_edit_layer(model: HookedTransformer, layer: Any) -> int:
+    """Validate an edit layer ``l`` in ``[1, n_layers]`` (the residual the edit changes).
+
+    Raises:
+        LayerOutOfRangeError: ``layer`` is not an int in range.
+
+    Example:
+        >>> from selfie_tl.testing import tiny_model
+        >>> check_edit_layer(tiny_model(n_layers=3), 3)
+        3
+    """
+    n = model.cfg.n_layers
+    if isinstance(layer, bool) or not isinstance(layer, int):
+        raise LayerOutOfRangeError(f"edit layer must be an int in [1, {n}], got {layer!r}")
+    if not 1 <= layer <= n:
+        raise LayerOutOfRangeError(
+            f"edit layer {layer} is out of range: editing layer l trains the MLP of block l-1, "
+            f"so l must be in [1, {n}] for this {n}-layer model"
+        )
+    return layer
+
+
+class MLPEdit(nn.Module):
+    """A zero-initialised low-rank (optionally bias) addition to the MLP output of a block.
+
+    ``delta(x) = (x @ A) @ B + b`` with ``x`` the block's normalised MLP input. ``A`` is
+    random (seeded), ``B`` and ``b`` are zero, so the edit starts as the identity on the
+    model. ``rank=0, bias=True`` gives a bias-only edit (a constant steering vector).
+
+    Args:
+        d_model: residual width of the model.
+        layer: edited residual layer ``l`` (the module acts in block ``l - 1``).
+        rank: rank of the linear part (0 for none).
+        bias: add a learned constant vector.
+        seed: seed of ``A``'s initialisation.
+
+    Example:
+        >>> import torch
+        >>> from selfie_tl.testing import tiny_model
+        >>> model = tiny_model(n_layers=3)
+        >>> edit = MLPEdit.for_model(model, layer=2, rank=4)
+        >>> with edit.attached(model):
+        ...     logits = model(torch.tensor([[104, 105]]))
+        >>> edit.read_hook, edit.write_hook
+        ('blocks.1.ln2.hook_normalized', 'blocks.1.hook_mlp_out')
+    """
+
+    def __init__(self, d_model: int, layer: int, rank: int = 8, bias: bool = False, seed: int = 0) -> None:
+        super().__init__()
+        for name, value, low in (("d_model", d_model, 1), ("layer", layer, 1), ("rank", rank, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InvalidArgumentError(f"{name} must be an int >= {low}, got {value!r}")
+        if rank == 0 and not bias:
+            raise InvalidArgumentError("an edit needs rank >= 1 or bias=True (rank=0, bias=True is bias-only)")
+        self.d_model, self.layer, self.rank, self.use_bias, self.seed = d_model, layer, rank, bool(bias), seed
+        gen = torch.Generator().manual_seed(seed)
+        # LoRA-style: a random down-projection and a zero up-projection, so delta starts at 0
+        # while B still receives a gradient on the first step.
+        self.A = nn.Parameter(torch.randn(d_model, rank, generator=gen) / d_model**0.5)
+        self.B = nn.Parameter(torch.zeros(rank, d_model))
+        self.b = nn.Parameter(torch.zeros(d_model)) if bias else None
+        self.info: dict[str, Any] = {}
+        self.trained_on: ModelFingerprint | None = None
+        self._attached: tuple[HookedTransformer, list[tuple[HookPoint, Any]]] | None = None
+
+    @classmethod
+    def for_model(
+        cls, model: HookedTransformer, layer: int, rank: int = 8, bias: bool = False, seed: int = 0
+    ) -> MLPEdit:
+        """A fresh edit sized for ``model`` at edit layer ``layer`` (validated)."""
+        layer = check_edit_layer(model, layer)
+        edit = cls(model.cfg.d_model, layer, rank=rank, bias=bias, seed=seed)
+        edit.check_model(model)
+        return edit.to(model.cfg.device)
+
+    @property
+    def block(self) -> int:
+        return self.layer - 1
+
+    @property
+    def read_hook(self) -> str:
+        return f"blocks.{self.block}.ln2.hook_normalized"
+
+    @property
+    def write_hook(self) -> str:
+        return f"blocks.{self.block}.hook_mlp_out"
+
+    @property
+    def is_attached(self) -> bool:
+        return self._attached is not None
+
+    def delta(self, x: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_model"]:
+        """The addition to the MLP output for normalised MLP inputs ``x``."""
+        x = x.to(self.B.dtype)
+        out = (x @ self.A) @ self.B if self.rank else torch.zeros_like(x)
+        return out + self.b if self.b is not None else out
+
+    def forward(self, x: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_model"]:
+        return self.delta(x)
+
+    def check_model(self, model: HookedTransformer) -> None:
+        """Raise :class:`EditMismatchError` if the edit cannot act on ``model``."""
+        if model.cfg.d_model != self.d_model or not 1 <= self.layer <= model.cfg.n_layers:
+            raise EditMismatchError(
+                f"edit (layer {self.layer}, d_model {self.d_model}) does not fit a model with "
+                f"n_layers={model.cfg.n_layers}, d_model={model.cfg.d_model}"
+            )
+        missing = [n for n in (self.read_hook, self.write_hook) if n not in model.hook_dict]
+        if missing:
+            raise EditMismatchError(f"model has no hook point {missing[0]} (needs a normalised MLP input)")
+
+    # -- attaching ---------------------------------------------------------------------
+
+    def fwd_hooks(self) -> list[tuple[str, Any]]:
+        """``(hook_name, fn)`` pairs for ``model.run_with_hooks`` / ``model.hooks``.
+
+        The pair shares a private slot: the read hook stores the MLP input, the write hook
+        consumes it, so both must be used together.
+
+        Example:
+            >>> from selfie_tl.testing import tiny_model
+            >>> model = tiny_model(n_layers=3)
+            >>> edit = MLPEdit.for_model(model, layer=1)
+            >>> _ = model.run_with_hooks("hi", fwd_hooks=edit.fwd_hooks())
+        """
+        slot: dict[str, Tensor] = {}
+
+        def read(x: Tensor, hook: HookPoint) -> None:
+            slot["x"] = x
+
+        def write(out: Tensor, hook: HookPoint) -> Tensor:
+            x = slot.pop("x", None)
+            if x is None or x.shape[:-1] != out.shape[:-1]:
+                raise EditMismatchError(f"{hook.name} fired without a matching {self.read_hook} input")
+            return out + self.delta(x).to(out.dtype)
+
+        return [(self.read_hook, read), (self.write_hook, write)]
+
+    def attach(self, model: HookedTransformer) -> MLPEdit:
+        """Attach permanently (survives ``reset_hooks()`` and ``run_with_hooks``) until
+        :meth:`detach`. Every forward, capture, interpretation and generation sees it.
+
+        Raises:
+            InvalidArgumentError: already attached.
+            EditMismatchError: the edit does not fit ``model``.
+        """
+        if self._attached is not None:
+            raise InvalidArgumentError("edit is already attached; detach() it first")
+        self.check_model(model)
+        handles: list[tuple[HookPoint, Any]] = []
+        try:
+            for name, fn in self.fwd_hooks():
+                point = model.hook_dict[name]
+                point.add_hook(fn, dir="fwd", is_permanent=True)
+                handles.append((point, point.fwd_hooks[-1]))
+        except Exception:
+            _remove(handles)
+            raise
+        self._attached = (model, handles)
+        return self
+
+    def detach(self) -> None:
+        """Remove the edit's hooks (a no-op when not attached)."""
+        if self._attached is not None:
+            _remove(self._attached[1])
+            self._attached = None
+
+    @contextlib.contextmanager
+    def attached(self, model: HookedTransformer) -> Iterator[MLPEdit]:
+        """Context manager: attached inside the block, detached after (also on error).
+
+        Example:
+            >>> from selfie_tl.testing import tiny_model
+            >>> model = tiny_model()
+            >>> edit = MLPEdit.for_model(model, layer=1)
+            >>> with edit.attached(model):
+            ...     _ = model("hi")
+            >>> edit.is_attached
+            False
+        """
+        self.attach(model)
+        try:
+            yield self
+        finally:
+            self.detach()
+
+    # -- files -------------------------------------------------------------------------
+
+    def metadata(self) -> dict[str, Any]:
+        """The JSON document stored with the tensors."""
+        return {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "kind": type(self).__name__,
+            "layer": self.layer, "block": self.block, "read_hook": self.read_hook, "write_hook": self.write_hook,
+            "d_model": self.d_model, "rank": self.rank, "bias": self.use_bias, "seed": self.seed,
+            "info": self.info, "model": self.trained_on.to_dict() if self.trained_on else None,
+        }  # fmt: skip
+
+    def save(self, path: str | os.PathLike, model: HookedTransformer | None = None) -> Path:
+        """Write the edit atomically (temp file + rename) as safetensors with JSON metadata.
+
+        Args:
+            path: destination file (conventionally ``*.safetensors``).
+            model: record this model's fingerprint (default: the one it was trained on).
+
+        Example:
+            >>> import tempfile, os
+            >>> from selfie_tl.testing import tiny_model
+            >>> model = tiny_model()
+            >>> edit = MLPEdit.for_model(model, layer=2)
+            >>> path = edit.save(os.path.join(tempfile.mkdtemp(), "e.safetensors"), model)
+            >>> load_edit(path, model).layer
+            2
+        """
+        from safetensors.torch import save_file
+
+        if model is not None:
+            self.check_model(model)
+            self.trained_on = fingerprint(model)
+        tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
+        meta = self.metadata()
+        meta["tensors_sha256"] = _tensors_hash(tensors)
+        try:
+            text = json.dumps(meta, sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentError(f"edit.info must be plain JSON: {exc}") from exc
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            save_file(tensors, tmp, metadata={_META_KEY: text})
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+
+def _remove(handles: list[tuple[HookPoint, Any]]) -> None:
+    for point, handle in handles:
+        handle.hook.remove()
+        point.fwd_hooks = [h for h in point.fwd_hooks if h is not handle]
+
+
+def _tensors_hash(tensors: dict[str, Tensor]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name]
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        digest.update(t.to(torch.float32).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def read_edit_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON metadata of a saved edit, without loading tensors.
+
+    Raises:
+        FileNotFoundError: no such file.
+        EditMismatchError: the file is not a readable selfie_tl edit.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no edit file at {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = (handle.metadata() or {}).get(_META_KEY)
+        data = json.loads(meta) if meta else None
+    except Exception as exc:  # safetensors raises its own error types on corrupt headers
+        raise EditMismatchError(f"{path} is not a readable safetensors edit file: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise EditMismatchError(f"{path} holds no selfie_tl edit metadata")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise EditMismatchError(f"{path} has edit format version {data.get('format_version')}, expected {FORMAT_VERSION}")
+    return data
+
+
+def load_edit(path: str | os.PathLike, model: HookedTransformer, *, check_fingerprint: bool = True) -> MLPEdit:
+    """Load a saved edit for ``model`` (not attached).
+
+    Args:
+        path: file written by :meth:`MLPEdit.save`.
+        model: the model it will be attached to.
+        check_fingerprint: compare name, n_layers, d_model and the embedding hash with the
+            model the edit was trained on.
+
+    Raises:
+        FileNotFoundError: no such file.
+        EditMismatchError: corrupt file, tensors that do not match their recorded hash or
+            shape, or a different model.
+
+    Example:
+        >>> edit = load_edit("capital.safetensors", model)  # doctest: +SKIP
+        >>> with edit.attached(model):  # doctest: +SKIP
+        ...     selfie_tl.complete(model, ["The capital of France is"])
+    """
+    from safetensors.torch import load_file
+
+    meta = read_edit_metadata(path)
+    if check_fingerprint:
+        saved = meta.get("model")
+        if saved is None:
+            raise EditMismatchError(f"{path} records no model fingerprint; pass check_fingerprint=False to load anyway")
+        here = fingerprint(model).to_dict()
+        diff = {k: (saved.get(k), v) for k, v in here.items() if saved.get(k) != v}
+        if diff:
+            detail = ", ".join(f"{k}: saved {a!r} vs model {b!r}" for k, (a, b) in diff.items())
+            raise EditMismatchError(f"edit {path} was trained on a different model ({detail})")
+    try:
+        edit = MLPEdit(int(meta["d_model"]), int(meta["layer"]), rank=int(meta["rank"]),
+                       bias=bool(meta["bias"]), seed=int(meta.get("seed", 0)))  # fmt: skip
+        tensors = load_file(str(path))
+    except (KeyError, TypeError, ValueError, InvalidArgumentError) as exc:
+        raise EditMismatchError(f"{path} has inconsistent edit metadata: {exc}") from exc
+    except Exception as exc:
+        raise EditMismatchError(f"{path} could not be read: {exc}") from exc
+    if _tensors_hash(tensors) != meta.get("tensors_sha256"):
+        raise EditMismatchError(f"{path}: tensors do not match their recorded SHA-256 (corrupted file)")
+    try:
+        edit.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        raise EditMismatchError(f"{path}: tensors do not fit the recorded shape: {exc}") from exc
+    edit.info = dict(meta.get("info") or {})
+    edit.trained_on = ModelFingerprint.from_dict(meta["model"]) if meta.get("model") else None
+    edit.check_model(model)
+    return edit.to(model.cfg.device)
