@@ -182,6 +182,18 @@ class NanGuard:
     def save(self) -> None:
         self.snapshot = self._copy()
 
+    def update(self, loss: Tensor, optimizer: torch.optim.Optimizer, step: int) -> None:
+        """Backward and optimiser step; on overflow restore the snapshot and raise."""
+        try:
+            loss.backward()
+            optimizer.step()
+        except RuntimeError as exc:
+            self.edit.load_state_dict(self.snapshot)
+            raise TrainingError(
+                f"training diverged at step {step} ({exc}); the edit was restored to its last finite state"
+            ) from exc
+        self.check(loss.detach(), step)
+
     def check(self, loss: Tensor, step: int) -> None:
         """Raise (after restoring the snapshot) if ``loss`` or a parameter is not finite."""
         params_ok = all(bool(torch.isfinite(p).all()) for p in self.edit.parameters())

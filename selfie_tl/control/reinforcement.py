@@ -237,9 +237,7 @@ def reinforcement_control(
             mean_reward = float(r.mean())
             reached = config.target_reward is not None and mean_reward >= config.target_reward
             if not reached:  # once the target is met, keep the edit that met it
-                loss.backward()
-                optimizer.step()
-                guard.check(loss.detach(), step)  # parameters may overflow in the update
+                guard.update(loss, optimizer, step)
             samples = [
                 {"token": tokenizer.decode([src.tokens[i]]), "interpretation": texts[j], "reward": rewards[j]}
                 for j, i in enumerate(index.tolist()[: config.n_samples])

@@ -282,8 +282,7 @@ def supervised_control(
                     break
             if step == config.max_steps - 1:
                 break  # keep the parameters that produced the last logged loss
-            loss.backward()
-            optimizer.step()
+            guard.update(loss, optimizer, step)
         bar.close()
     edit.eval()
     edit.info = {
