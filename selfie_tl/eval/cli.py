@@ -1,0 +1,224 @@
+"""``selfie-tl eval``: attribute extraction with baselines, fact completion and prompt
+comparison on the shared known-facts file, in one command.
+
+Wire it into a CLI with :func:`register`; run it standalone with
+``python -m selfie_tl.eval.cli --limit 20 --layers 0:31:3 --out benchmarks/results/eval``.
+
+Example:
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> sub = parser.add_subparsers(dest="command")
+    >>> _ = register(sub)
+    >>> args = parser.parse_args(["eval", "--limit", "5", "--layers", "0:31:3"])
+    >>> args.limit, parse_layers(args.layers)[:3]
+    (5, [0, 3, 6])
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from selfie_tl.errors import InvalidArgumentError
+from selfie_tl.eval.attributes import METHODS, AttributeEvalConfig
+from selfie_tl.eval.templates import template_names
+
+
+def parse_layers(spec: str | None) -> list[int] | None:
+    """``"0:31:3"`` (Python slice, stop exclusive), ``"3,6,12"`` or ``"12"`` -> list of
+    ints; ``None``/``""`` -> ``None`` (every 3rd layer).
+
+    Raises:
+        InvalidArgumentError: unparsable or empty.
+
+    Example:
+        >>> parse_layers("0:10:3"), parse_layers("4,2")
+        ([0, 3, 6, 9], [4, 2])
+    """
+    if spec is None or spec.strip() == "":
+        return None
+    try:
+        if ":" in spec:
+            bits = [int(b) if b.strip() else None for b in spec.split(":")]
+            if len(bits) > 3:
+                raise ValueError
+            start, stop, step = (bits + [None, None, None])[:3]
+            if stop is None:
+                raise InvalidArgumentError(f"layer slice {spec!r} needs a stop, e.g. 0:31:3")
+            layers = list(range(start or 0, stop, step or 1))
+        else:
+            layers = [int(b) for b in spec.split(",") if b.strip()]
+    except ValueError as exc:
+        raise InvalidArgumentError(f"cannot parse --layers {spec!r}; use e.g. 0:31:3 or 3,6,12") from exc
+    if not layers:
+        raise InvalidArgumentError(f"--layers {spec!r} selects no layer")
+    return layers
+
+
+def _csv_list(spec: str, allowed: list[str], what: str) -> list[str]:
+    items = [s.strip() for s in spec.split(",") if s.strip()]
+    if items == ["all"]:
+        return list(allowed)
+    bad = [s for s in items if s not in allowed]
+    if bad or not items:
+        raise InvalidArgumentError(f"unknown {what} {bad or spec!r}; choose from {allowed} or 'all'")
+    return items
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the eval flags to ``parser``."""
+    parser.add_argument("--model", default=None, help="model name/path (default: embedded SmolLM2-135M-Instruct)")
+    parser.add_argument("--data", default=None, help="known_facts.csv (default: ../shared/data/known_facts.csv)")
+    parser.add_argument("--limit", type=int, default=None, help="first N facts only")
+    parser.add_argument("--layers", default="0:31:3", help="layers to read: start:stop:step or a,b,c (default 0:31:3)")
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma list of {list(METHODS)} or 'all'")
+    parser.add_argument("--prompts", default="summary",
+                        help=f"interpretation templates, comma list of {template_names()} or 'all'")  # fmt: skip
+    parser.add_argument("--k", type=int, default=2, help="SelfIE injection layer (default 2)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-new-tokens", type=int, default=20)
+    parser.add_argument("--logit-lens-k", type=int, default=20)
+    parser.add_argument("--n-bootstrap", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-fact-completion", action="store_true", help="skip the fact-completion pass")
+    parser.add_argument("--out", default=None, help="directory for rows.csv, summary.csv, accuracy.png, summary.json")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``eval`` subcommand to an argparse ``subparsers`` object; its handler is
+    :func:`run_eval` (``args.func``)."""
+    parser = subparsers.add_parser(
+        "eval", help="attribute extraction, baselines and fact completion on known facts",
+        description=__doc__.split("\n\n")[0],
+    )  # fmt: skip
+    add_arguments(parser)
+    parser.set_defaults(func=run_eval)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> AttributeEvalConfig:
+    """The :class:`AttributeEvalConfig` the flags describe."""
+    return AttributeEvalConfig(
+        layers=parse_layers(args.layers), methods=_csv_list(args.methods, list(METHODS), "methods"),
+        templates=_csv_list(args.prompts, template_names(), "prompts"), k=args.k,
+        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, logit_lens_k=args.logit_lens_k,
+        n_bootstrap=args.n_bootstrap, seed=args.seed, verbose=not args.quiet,
+    )  # fmt: skip
+
+
+def run_eval(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
+    """Run the evaluation the flags describe, print the summary, write ``--out`` files.
+
+    Args:
+        args: parsed flags (see :func:`add_arguments`).
+        model: an already loaded model (skips ``--model``); handy in tests.
+
+    Returns:
+        The JSON summary (also written to ``<out>/summary.json``).
+    """
+    from selfie_tl.eval.attributes import evaluate_attributes
+    from selfie_tl.eval.data import load_known_facts
+    from selfie_tl.eval.facts import fact_completion
+    from selfie_tl.eval.report import (
+        best_layers,
+        format_table,
+        logit_lens_vs_selfie,
+        plot_accuracy,
+        selfie_vs_control,
+        summarize,
+    )
+
+    config = config_from_args(args)
+    t_start = time.perf_counter()
+    if model is None:
+        from selfie_tl import load_model
+
+        model = load_model(args.model) if args.model else load_model()
+    facts = load_known_facts(args.data, args.limit)
+    config.validate(model)
+    timings: dict[str, float] = {}
+    model_knows = None
+    completion_acc = None
+    if not args.no_fact_completion:
+        t0 = time.perf_counter()
+        done = fact_completion(model, facts, max_new_tokens=10, batch_size=args.batch_size, verbose=not args.quiet)
+        timings["fact_completion"] = time.perf_counter() - t0
+        model_knows = done["correct"].tolist()
+        completion_acc = float(done["correct"].mean())
+    rows = evaluate_attributes(model, facts, config, model_knows=model_knows)
+    timings.update(rows.attrs["timings_s"])
+    summary = summarize(rows, config.n_bootstrap, config.seed)
+    timings["total"] = time.perf_counter() - t_start
+
+    result: dict[str, Any] = {
+        "model": args.model or "default (SmolLM2-135M-Instruct)", "n_facts": len(facts),
+        "layers": rows.attrs["layers"], "config": config.to_dict(),
+        "matching_rule": "normalised attribute (lower-case, accents stripped, non-alphanumerics -> space) "
+        "occurs as whole words in the normalised output; logit lens: in one top-k token",
+        "fact_completion_accuracy": completion_acc,
+        "best_layers": best_layers(summary).to_dict(orient="records"),
+        "selfie_vs_control": selfie_vs_control(summary),
+        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+    }  # fmt: skip
+    first_template = config.templates[0]
+    if "logit_lens" in config.methods and "selfie" in config.methods:
+        result["logit_lens_vs_selfie"] = logit_lens_vs_selfie(summary, first_template).to_dict(orient="records")
+
+    print(f"\nAttribute extraction on {len(facts)} facts, layers {rows.attrs['layers']} (accuracy %, 95% CI)")
+    print(format_table(summary))
+    if completion_acc is not None:
+        print(f"\nFact completion accuracy: {completion_acc * 100:.1f}% ({sum(model_knows)}/{len(facts)})")
+    for entry in result["selfie_vs_control"]:
+        if "control_accuracy" in entry:
+            print(
+                f"selfie:{entry['template']} best layer {entry['best_layer']}: {entry['selfie_accuracy'] * 100:.1f}% "
+                f"vs control {entry['control_accuracy'] * 100:.1f}% -> non-overlapping CI: {entry['non_overlapping']}"
+            )
+    print(f"total time {timings['total']:.0f} s")
+
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        rows.to_csv(out / "rows.csv", index=False)
+        summary.to_csv(out / "summary.csv", index=False)
+        plot_accuracy(summary, out / "accuracy.png", title=f"Attribute extraction, {len(facts)} facts")
+        (out / "summary.json").write_text(json.dumps(_clean(result), indent=2))
+        print(f"wrote {out}/rows.csv, summary.csv, accuracy.png, summary.json")
+    result["_rows"] = rows
+    result["_summary"] = summary
+    return result
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy: numpy scalars to Python, NaN to None."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry point (``python -m selfie_tl.eval.cli``)."""
+    parser = add_arguments(argparse.ArgumentParser(prog="selfie-tl eval", description=__doc__.split("\n\n")[0]))
+    args = parser.parse_args(argv)
+    try:
+        run_eval(args)
+    except InvalidArgumentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
