@@ -33,7 +33,7 @@ from selfie_tl.hooks import (
     prompt_tokens,
 )
 from selfie_tl.prompts import InterpretationPrompt, default_interpretation_prompt
-from selfie_tl.relevancy import baseline_probs, relevancy_scores
+from selfie_tl.relevancy import PromptBaseline, baseline_probs, relevancy_scores
 
 RESULT_COLUMNS = [
     "prompt", "layer", "token", "token_decoded", "interpretation", "relevancy",
@@ -201,6 +201,7 @@ def generate_interpretations(
     result = InterpretationBatch(texts=[], token_ids=[], tokens=[], probs=[], relevancy=[] if config.relevancy else None)
     starts = range(0, vectors.shape[0], config.batch_size)
     with model.hooks(fwd_hooks=list(fwd_hooks)):
+        shared = PromptBaseline.build(model, base_ids) if config.relevancy else None
         for start in tqdm(starts, desc="interpreting", unit="batch", disable=not config.verbose, leave=False):
             chunk = vectors[start : start + config.batch_size]
             ids = base_ids[None].expand(chunk.shape[0], -1)
@@ -211,7 +212,9 @@ def generate_interpretations(
                 model, ids, config.max_new_tokens, prefill_hooks=hooks, do_sample=config.do_sample,
                 temperature=config.temperature, top_k=config.top_k, top_p=config.top_p, generator=generator,
             )  # fmt: skip
-            rel = relevancy_scores(out.probs, baseline_probs(model, ids, out.tokens)) if config.relevancy else None
+            rel = None
+            if shared is not None:
+                rel = relevancy_scores(out.probs, baseline_probs(model, base_ids, out.tokens, shared))
             for row, length in enumerate(out.lengths):
                 ids_row = out.tokens[row, :length].tolist()
                 result.token_ids.append(ids_row)

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from selfie_tl.errors import ChecksumMismatchError, ModelLoadError, UnknownModelError
@@ -228,11 +228,17 @@ def _tokenizer_adds_bos(tokenizer: Any) -> bool:
 
 def _build_hooked(
     cfg_dict: dict[str, Any],
-    state_dict: dict[str, torch.Tensor],
+    weights: dict[str, torch.Tensor] | Path,
     tokenizer: Any,
     device: str | torch.device | None,
     dtype: torch.dtype,
 ) -> HookedTransformer:
+    """Build the HookedTransformer and fill it from a state dict or a safetensors file.
+
+    The parameters get their fast layout (:func:`optimize_layout`) while still
+    uninitialised, and weights are copied in one tensor at a time, so loading never holds
+    two copies of the model in memory.
+    """
     cfg = HookedTransformerConfig(
         **cfg_dict,
         dtype=dtype,
@@ -242,17 +248,59 @@ def _build_hooked(
     )
     model = HookedTransformer(cfg, move_to_device=True)
     attach_tokenizer(model, tokenizer)
-    missing, unexpected = model.load_state_dict(state_dict, strict=False)
-    # Attention masks/rotary tables are buffers TransformerLens builds itself.
-    missing = [k for k in missing if not k.endswith(("mask", "IGNORE", "rotary_sin", "rotary_cos"))]
+    optimize_layout(model)
+    tied = bool(cfg_dict.get("tie_word_embeddings"))
+    params = dict(model.named_parameters())
+    if isinstance(weights, Path):
+        names = list(_safetensors_index(weights)[0])
+    else:
+        names = list(weights)
+    missing = sorted(set(params) - set(names) - ({"unembed.W_U"} if tied else set()))
+    unexpected = sorted(set(names) - set(params))
     if missing or unexpected:
         raise ModelLoadError(
-            f"converted weights do not fit the config: missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}"
+            f"converted weights do not fit the config: missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
+    wanted = {n: params[n] for n in names if not (tied and n == "unembed.W_U")}
+    with torch.no_grad():
+        if isinstance(weights, Path):
+            _read_safetensors_into(weights, wanted)
+        else:
+            for name, param in wanted.items():
+                param.copy_(weights[name])
+    if tied:
+        # Tied in the original model: share the embedding (saves d_vocab * d_model floats).
+        model.unembed.W_U = torch.nn.Parameter(model.embed.W_E.T)
     model.eval()
-    optimize_layout(model)
     return model
+
+
+_SAFETENSORS_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
+
+
+def _safetensors_index(path: Path) -> tuple[dict[str, Any], int]:
+    with open(path, "rb") as fh:
+        header_len = int.from_bytes(fh.read(8), "little")
+        header = json.loads(fh.read(header_len))
+    header.pop("__metadata__", None)
+    return header, 8 + header_len
+
+
+def _read_safetensors_into(path: Path, targets: dict[str, torch.Tensor]) -> None:
+    """Copy tensors from a safetensors file into existing tensors, one at a time.
+
+    Plain reads rather than a memory map: mapped file pages count towards the process'
+    resident memory, which would add the whole file to peak RSS while loading.
+    """
+    index, data_start = _safetensors_index(path)
+    with open(path, "rb") as fh:
+        for name, target in targets.items():
+            entry = index[name]
+            start, end = entry["data_offsets"]
+            fh.seek(data_start + start)
+            raw = bytearray(fh.read(end - start))
+            tensor = torch.frombuffer(raw, dtype=_SAFETENSORS_DTYPES[entry["dtype"]]).reshape(entry["shape"])
+            target.copy_(tensor)
 
 
 def attach_tokenizer(model: HookedTransformer, tokenizer: Any) -> HookedTransformer:
@@ -358,8 +406,7 @@ def _load_converted(path: Path, device: Any, dtype: torch.dtype) -> HookedTransf
 
     cfg_dict = json.loads((path / "config.json").read_text())
     tokenizer = AutoTokenizer.from_pretrained(str(path / "tokenizer"))
-    state_dict = load_file(str(path / "weights.safetensors"))
-    return _build_hooked(cfg_dict, state_dict, tokenizer, device, dtype)
+    return _build_hooked(cfg_dict, path / "weights.safetensors", tokenizer, device, dtype)
 
 
 def load_hf_model_from_gguf(path: str | os.PathLike, dtype: torch.dtype = torch.float32):

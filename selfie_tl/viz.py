@@ -323,6 +323,7 @@ def plot_grid(
         >>> [t.get_text() for t in fig.axes[0].texts]
         ['a cat', 'an animal']
     """
+    import matplotlib.pyplot  # noqa: F401  (in Jupyter this lets the inline backend display Figures)
     import numpy as np
     from matplotlib.colors import Normalize
     from matplotlib.figure import Figure

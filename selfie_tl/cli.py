@@ -1,0 +1,189 @@
+"""``selfie-tl`` command line: a thin layer over the library.
+
+Subcommands: ``interpret`` (a prompt's hidden states across layers and tokens), ``demo``
+(the canonical example) and, when their modules are present, ``eval``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+DEMO_PROMPT = "What is the highest mountain in the world?"
+
+
+def parse_index_spec(spec: str, length: int | None = None, what: str = "index") -> list[int]:
+    """Parse ``"3"``, ``"0,5,9"``, ``"0:30:3"`` or ``"-6:"`` into a list of ints.
+
+    Slices follow Python: ``start:stop:step``; negative values and open ends need
+    ``length`` (the number of valid indices).
+
+    Example:
+        >>> parse_index_spec("0:31:10", 31), parse_index_spec("-3:", 10), parse_index_spec("1,4")
+        ([0, 10, 20, 30], [7, 8, 9], [1, 4])
+    """
+    spec = spec.strip()
+    try:
+        if ":" in spec:
+            fields = [int(f) if f.strip() else None for f in spec.split(":")]
+            if len(fields) > 3:
+                raise ValueError
+            if length is None:
+                if any(f is None or f < 0 for f in fields[:2]):
+                    raise argparse.ArgumentTypeError(
+                        f"{what} range {spec!r} needs explicit non-negative start and stop here"
+                    )
+                return list(range(*[f if f is not None else 1 for f in fields]))
+            return list(range(length))[slice(*fields)]
+        return [int(f) for f in spec.split(",") if f.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"bad {what} spec {spec!r}: use an int, a comma list (1,4,7) or a slice (0:30:3, -6:)"
+        ) from None
+
+
+def _add_interpret_args(p: argparse.ArgumentParser, demo: bool = False) -> None:
+    p.add_argument("--model", default=None, help="model: TransformerLens name, HF directory or .gguf path "
+                   "(default: the embedded SmolLM2-135M-Instruct)")  # fmt: skip
+    p.add_argument("--layers", default="0:31:3",
+                   help="residual layers as a slice or list; layer L < n_layers is the input of block L, "
+                   "n_layers is the last block's output (default: 0:31:3)")  # fmt: skip
+    p.add_argument("--tokens", default="-6:" if not demo else "-1",
+                   help="token positions of the prompt, slice or list; negatives count from the end "
+                   "(positions follow the tokenizer's own tokenization, no BOS added)")  # fmt: skip
+    p.add_argument("--k", type=int, default=2, help="injection layer (default 2)")
+    p.add_argument("--max-new-tokens", type=int, default=25, help="tokens per interpretation (default 25)")
+    p.add_argument("--batch-size", type=int, default=16, help="interpretations generated together (default 16)")
+    p.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template (user turn)")
+    p.add_argument("--interpretation-prompt", default=None, metavar="TEXT",
+                   help="custom interpretation prompt; each '{}' marks one placeholder slot, e.g. "
+                   "'Message: {}{}{}{}{}\\nSummary:' (default: the paper's summary prompt)")  # fmt: skip
+    p.add_argument("--no-relevancy", action="store_true", help="skip the relevancy score (faster)")
+    p.add_argument("--csv", metavar="PATH", help="also write the results as CSV")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON (records)")
+    p.add_argument("--html", metavar="PATH", help="also write a standalone HTML report")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``selfie-tl`` argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(
+        prog="selfie-tl",
+        description="SelfIE for TransformerLens: let a language model describe its own hidden states.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p_int = sub.add_parser(
+        "interpret",
+        help="interpret a prompt's residual stream across layers and tokens",
+        description="Capture the residual stream of PROMPT at each (layer, token), inject it into the "
+        "interpretation prompt at layer k and print what the model says about it.",
+    )
+    p_int.add_argument("prompt", help="the prompt whose hidden states are interpreted")
+    _add_interpret_args(p_int)
+    p_demo = sub.add_parser(
+        "demo",
+        help=f"interpret {DEMO_PROMPT!r} across layers on the default model",
+        description=f"The canonical example: {DEMO_PROMPT!r}, its last token interpreted at every 3rd layer.",
+    )
+    _add_interpret_args(p_demo, demo=True)
+    for register in _optional_subcommands():
+        register(sub)
+    return parser
+
+
+def _optional_subcommands():
+    try:
+        from selfie_tl.eval.cli import register
+    except ImportError:
+        return []
+    return [register]
+
+
+def _interpretation_prompt(model, args):
+    from selfie_tl.prompts import PLACEHOLDER, InterpretationPrompt
+
+    if args.interpretation_prompt is None:
+        return None
+    pieces = args.interpretation_prompt.replace("\\n", "\n").split("{}")
+    parts: list = []
+    for i, piece in enumerate(pieces):
+        if piece:
+            parts.append(piece)
+        if i < len(pieces) - 1:
+            parts.append(PLACEHOLDER)
+    return InterpretationPrompt(model.tokenizer, tuple(parts))
+
+
+def _format_table(df) -> str:
+    width = 90
+    lines = [f"{'layer':>5}  {'token':<16} {'relevancy':>9}  interpretation", "-" * (36 + width)]
+    for row in df.itertuples():
+        token = f"{row.token}:{row.token_decoded!r}"[:16]
+        rel = "" if row.mean_relevancy is None else f"{row.mean_relevancy:9.3f}"
+        text = " ".join(row.interpretation.split())
+        text = text if len(text) <= width else text[: width - 1] + "…"
+        lines.append(f"{row.layer:>5}  {token:<16} {rel:>9}  {text}")
+    return "\n".join(lines)
+
+
+def run_interpret(args: argparse.Namespace, prompt: str) -> int:
+    from selfie_tl.hooks import prompt_tokens
+    from selfie_tl.interpret import interpret, layer_token_pairs
+    from selfie_tl.models import load_model
+
+    start = time.perf_counter()
+    model = load_model(args.model, verbose=not args.quiet)
+    if args.chat:
+        prompt = model.tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
+    n_tokens = len(prompt_tokens(model, prompt))
+    layers = parse_index_spec(args.layers, model.cfg.n_layers + 1, "layer")
+    tokens = parse_index_spec(args.tokens, n_tokens, "token")
+    df = interpret(
+        model, prompt, layer_token_pairs(layers, tokens), _interpretation_prompt(model, args),
+        k=args.k, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+        relevancy=not args.no_relevancy, verbose=not args.quiet,
+    )  # fmt: skip
+    print(f"prompt: {prompt!r}  ({n_tokens} tokens, model {model.cfg.model_name}, k={args.k})")
+    print(_format_table(df))
+    if args.csv:
+        df.to_csv(args.csv, index=False)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"config": df.attrs.get("config"), "rows": df.to_dict(orient="records")}, fh, indent=1)
+    if args.html:
+        from selfie_tl.viz import write_report
+
+        write_report(df, args.html)
+    if not args.quiet:
+        print(f"{len(df)} interpretations in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``selfie-tl``."""
+    from selfie_tl.errors import SelfieError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "interpret":
+            return run_interpret(args, args.prompt)
+        if args.command == "demo":
+            return run_interpret(args, DEMO_PROMPT)
+        if args.command == "eval":
+            from selfie_tl.eval.cli import run_eval
+
+            return run_eval(args)
+        parser.error(f"unknown command {args.command!r}")
+    except (SelfieError, argparse.ArgumentTypeError) as exc:
+        print(f"selfie-tl: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
