@@ -383,6 +383,12 @@ def _esc(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
+def _shown_token(tok: str) -> str:
+    # Newlines are drawn as a visible symbol, not a line break: interpretations often
+    # start with blank lines, and a shaded newline would otherwise be invisible.
+    return _esc(tok).replace("\r\n", "\n").replace("\n", '<span class="stl-nl">↵</span>')
+
+
 def _shaded_tokens(tokens: Sequence[str], relevancy: Sequence[float] | None, vmax: float) -> str:
     parts = []
     for i, tok in enumerate(tokens):
@@ -391,7 +397,7 @@ def _shaded_tokens(tokens: Sequence[str], relevancy: Sequence[float] | None, vma
         tip = "relevancy n/a" if _is_missing(rel) else f"relevancy {float(rel):.3f}"
         parts.append(
             f'<span class="stl-tok" style="background-color:{bg};color:{_text_color(bg)}" '
-            f'data-relevancy="{"" if _is_missing(rel) else f"{float(rel):.6g}"}" title="{tip}">{_esc(tok)}</span>'
+            f'data-relevancy="{"" if _is_missing(rel) else f"{float(rel):.6g}"}" title="{tip}">{_shown_token(tok)}</span>'
         )
     return "".join(parts)
 
@@ -521,6 +527,7 @@ _CSS = """
  background:#fff}
 .stl-view .stl-interp{white-space:pre-wrap;line-height:1.7}
 .stl-view .stl-tok{border-radius:2px;padding:1px 0}
+.stl-view .stl-nl{opacity:.55;font-size:90%}
 .stl-view .stl-legend{display:flex;gap:18px;align-items:center;font-size:11px;color:#555;margin:6px 0}
 .stl-view .stl-bar{display:inline-block;width:120px;height:10px;vertical-align:middle;margin:0 4px;
  border:1px solid #ccc}
@@ -689,7 +696,10 @@ def report_html(df: pd.DataFrame, *, title: str = "SelfIE interpretations", max_
     meta = ""
     attrs = getattr(df, "attrs", {}) or {}
     if attrs.get("interpretation_prompt") is not None:
-        meta += f'<p class="stl-meta">Interpretation prompt: <code>{_esc(attrs["interpretation_prompt"])}</code></p>'
+        meta += (
+            '<p class="stl-meta">Interpretation prompt: <code style="white-space:pre-wrap">'
+            f'{_esc(attrs["interpretation_prompt"])}</code></p>'
+        )
     if isinstance(attrs.get("config"), Mapping):
         items = ", ".join(f"{_esc(k)}={_esc(v)}" for k, v in attrs["config"].items())
         meta += f'<p class="stl-meta">Settings: {items}</p>'
@@ -730,11 +740,19 @@ def write_report(
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(page)
+        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 add_html_report = write_report

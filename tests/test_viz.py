@@ -322,3 +322,14 @@ def test_on_real_interpret_result(tiny_llama, tmp_path):
         rtol=1e-6,
     )
     assert Path(tmp_path / "g.svg").stat().st_size > 0
+
+
+def test_newline_tokens_are_visible_and_report_mode(tmp_path):
+    frag = viz.interpretation_html(["\n", "\n", "Hi"], [0.4, 0.1, 0.2])
+    toks = [e for e in parse(frag).elements if e["attrs"].get("class") == "stl-tok"]
+    assert [t["text"] for t in toks] == ["↵", "↵", "Hi"]
+    assert viz.relevancy_color(0.4, 0.4) in toks[0]["attrs"]["style"]
+    out = viz.write_report(synthetic(), tmp_path / "r.html")
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    assert out.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777  # not mkstemp's private 0600

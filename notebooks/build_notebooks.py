@@ -1,0 +1,298 @@
+"""Write and execute notebooks 01 and 04 (the sources live here so diffs stay readable).
+
+Run from the repository root::
+
+    SELFIE_TL_CACHE=/tmp/stlcache python notebooks/build_notebooks.py [01|04 ...]
+
+Each notebook is rebuilt from the cells below, executed top to bottom with nbclient on the
+embedded default model, and saved with its outputs.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+
+def md(text: str):
+    return new_markdown_cell(text.strip())
+
+
+def code(text: str):
+    return new_code_cell(text.strip())
+
+
+NB01 = [
+    md("""
+# SelfIE: let a model describe its own hidden states
+
+SelfIE (Chen, Vondrick, Mao, ICML 2024) reads a hidden state of the residual stream at some
+(layer, token), injects it into the placeholder positions of an *interpretation prompt*
+("summarize the message: _ _ _ _ _") and lets the model generate. The text it writes is an
+interpretation of that hidden state. The **relevancy** of each generated token,
+`|p(token | state injected) - p(token | nothing injected)|`, tells which words came from
+the injected state rather than from the interpretation prompt itself.
+
+This notebook runs on the embedded default model (SmolLM2-135M-Instruct) on a CPU. A
+135M-parameter model gives rough interpretations: read them as a demonstration of the
+tools, not as findings.
+"""),
+    code("""
+import os
+import warnings
+
+os.environ.setdefault("SELFIE_TL_CACHE", "/tmp/stlcache")
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets  # converted model cache
+
+import pandas as pd
+import selfie_tl
+from selfie_tl import viz
+
+model = selfie_tl.load_model()
+print(model.cfg.model_name, "-", model.cfg.n_layers, "layers, d_model", model.cfg.d_model)
+"""),
+    md("""
+## The prompt and its tokens
+
+Positions are those of `model.tokenizer(prompt).input_ids` (no BOS is added for SmolLM2).
+"""),
+    code("""
+prompt = "What is the highest mountain in the world?"
+ids = model.tokenizer(prompt).input_ids
+tokens = [model.tokenizer.decode([i]) for i in ids]
+pd.DataFrame({"token": tokens}).T
+"""),
+    md("""
+## Interpret a layer x token grid
+
+Residual layer `L < 30` is the input of block `L`; layer 30 is the output of the last
+block. We read the states of ` mountain` and of the final `?` every five layers; each is
+injected at layer `k=2` of the default interpretation prompt.
+"""),
+    code("""
+mountain = tokens.index(" mountain")
+pairs = selfie_tl.layer_token_pairs(range(0, 31, 5), [mountain, -1])
+df = selfie_tl.interpret(model, prompt, pairs, k=2, max_new_tokens=12, batch_size=len(pairs))
+print(df.attrs["interpretation_prompt"])
+df[["layer", "token", "token_decoded", "interpretation", "mean_relevancy"]]
+"""),
+    md("""
+## The grid in a notebook
+
+`viz.show(df)` renders the interactive grid: the colour of a cell is the mean relevancy of
+its interpretation. In a live notebook, hover over (or click) a cell to see the whole
+interpretation with each token shaded by its relevancy; on a code host, where scripts do
+not run, the list under the grid shows the same.
+"""),
+    code("""
+viz.show(df)
+"""),
+    md("""
+The same grid as a static matplotlib figure, e.g. for a paper (`path=` saves PNG or SVG):
+"""),
+    code("""
+viz.plot_grid(df, max_chars=40)
+"""),
+    md("""
+## Which words came from the hidden state?
+
+One interpretation with each generated token shaded by relevancy, and the spans whose
+relevancy is above a threshold.
+"""),
+    code("""
+from IPython.display import HTML
+
+row = df.loc[df["mean_relevancy"].idxmax()]
+print(f"layer {row.layer}, token {row.token} {row.token_decoded!r}: {row.interpretation!r}")
+HTML(viz.interpretation_html(row))
+"""),
+    code("""
+threshold = 0.1
+for r in df.itertuples():
+    spans = viz.relevant_spans(r.generated_tokens, r.relevancy, threshold=threshold)
+    print(f"layer {r.layer:2d} {r.token_decoded!r:12} ->", [(s.text, round(s.max_relevancy, 2)) for s in spans])
+"""),
+    md("""
+## A standalone report
+
+`viz.write_report` writes one HTML file with inline styles and script (nothing fetched
+from the network); `selfie-tl interpret ... --html report.html` does the same from the
+command line.
+"""),
+    code("""
+import tempfile
+from pathlib import Path
+
+path = viz.write_report(df, Path(tempfile.mkdtemp()) / "report.html", title="Highest mountain")
+print(path.name, f"{path.stat().st_size / 1024:.0f} KiB")
+"""),
+]
+
+
+NB04 = [
+    md("""
+# SelfIE with other TransformerLens analyses
+
+SelfIE interprets any vector of the residual width, so it composes with the usual tools:
+
+1. vectors taken from a `run_with_cache` `ActivationCache`;
+2. SelfIE next to the logit lens on the same states;
+3. activation patching, then SelfIE on the patched residual stream;
+4. directions that are no prompt's residual state: a difference of means, and a
+   sparse-autoencoder decoder row (any object with `W_dec`; SAELens is optional).
+
+All on the embedded SmolLM2-135M-Instruct on a CPU; its interpretations are rough, so read
+the outputs as a demonstration of the plumbing.
+"""),
+    code("""
+import os
+import warnings
+
+os.environ.setdefault("SELFIE_TL_CACHE", "/tmp/stlcache")
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
+
+import pandas as pd
+import torch
+import selfie_tl
+from selfie_tl import interop, viz
+
+pd.set_option("display.max_colwidth", 80)
+model = selfie_tl.load_model()
+tok = model.tokenizer
+OPTS = dict(k=2, max_new_tokens=12)  # injection layer and length of every interpretation below
+"""),
+    md("""
+## 1. Vectors from an `ActivationCache`
+
+A normal `run_with_cache`; `vectors_from_cache` picks residual states by layer (0..30) and
+position, and `interpret_vectors` interprets them.
+"""),
+    code("""
+prompt = "The Eiffel Tower is located in the city of"
+ids = torch.tensor(tok(prompt).input_ids)
+logits, cache = model.run_with_cache(ids[None], names_filter=lambda name: "hook_resid" in name)
+print([tok.decode([i]) for i in ids])
+
+layers = [5, 15, 25]
+tower = [tok.decode([i]) for i in ids].index(" Tower")
+vectors = selfie_tl.vectors_from_cache(cache, model, layers, [tower])[:, 0]  # [3, d_model]
+selfie = selfie_tl.interpret_vectors(model, vectors, **OPTS)
+"""),
+    md("""
+## 2. SelfIE next to the logit lens
+
+The logit lens decodes a state with the final norm and the unembedding: which *next token*
+it points to. SelfIE asks the model to describe the state in words. For the ` Tower` token:
+"""),
+    code("""
+lens = interop.logit_lens(model, vectors, top_k=5)
+pd.DataFrame({
+    "layer": layers,
+    "SelfIE": selfie,
+    "logit lens (top 5)": [", ".join(f"{t!r} {p:.2f}" for t, p in reading) for reading in lens],
+})
+"""),
+    md("""
+`interop.with_logit_lens(model, df)` adds the same reading as a column to an `interpret`
+result.
+"""),
+    md("""
+## 3. Activation patching, then SelfIE
+
+Copy the residual state of ` Italy` (from "The capital of Italy is") into the position of
+` France` in "The capital of France is" at layer 8, let the run continue, and read the
+last position at layer 20 and at the output. The prediction flips to Rome, and SelfIE can
+interpret the patched state.
+"""),
+    code("""
+target, source = "The capital of France is", "The capital of Italy is"
+country = 3  # position of " France" / " Italy"
+read = [20, model.cfg.n_layers]
+clean = selfie_tl.capture(model, target, read, [-1])[:, 0]
+patched = interop.patched_capture(model, target, source, patch_layer=8, source_position=country,
+                                  target_position=country, layers=read, positions=[-1])[:, 0]
+top1 = lambda v: interop.logit_lens(model, v, top_k=1)[0][0]
+texts = selfie_tl.interpret_vectors(model, torch.cat([clean, patched]), **OPTS)
+pd.DataFrame({
+    "run": ["clean", "clean", "patched", "patched"],
+    "layer": read * 2,
+    "next token (logit lens)": [f"{t!r} {p:.2f}" for t, p in map(top1, torch.cat([clean, patched]))],
+    "SelfIE": texts,
+})
+"""),
+    md("""
+## 4. Directions that are not residual states
+
+**Difference of means.** The mean state of the last token over prompts about one concept
+minus the mean over contrasting prompts. Such a difference is short compared with a
+residual state, so `rescale` brings it to the typical norm of layer 10 before injection
+(SelfIE replaces the residual at the placeholders, so the length matters).
+"""),
+    code("""
+water = ["The ocean is full of", "We went swimming in the lake and the", "The river flows into the sea and the"]
+desert = ["The desert is full of", "We walked across the dry sand and the", "The sun burns over the dunes and the"]
+layer = 10
+direction = interop.mean_difference(model, water, desert, layer=layer)
+norm = interop.typical_norm(model, water[0], layer)
+print(f"difference norm {direction.norm():.1f}, typical residual norm at layer {layer}: {norm:.1f}")
+for sign, name in [(1, "water - desert"), (-1, "desert - water")]:
+    text = selfie_tl.interpret_vectors(model, interop.rescale(sign * direction, norm), **OPTS)[0]
+    print(f"{name:15} -> {text!r}")
+"""),
+    md("""
+**A sparse-autoencoder decoder row.** `interop.sae_directions(sae, indices)` takes any
+object with `W_dec` of shape `[d_sae, d_model]`, e.g. a SAELens `SAE` loaded with
+`SAE.from_pretrained(...)`. No SAE for this model is bundled, and this notebook must run
+without the network, so below a *stand-in* with the same interface is used: its "decoder
+rows" are the token-embedding directions of three words. With a trained SAE, replace
+`sae` and the feature indices.
+"""),
+    code("""
+import types
+
+words = [" Paris", " dog", " music"]
+word_ids = [tok(w).input_ids[0] for w in words]
+sae = types.SimpleNamespace(W_dec=torch.nn.functional.normalize(model.W_E[word_ids].detach(), dim=-1))
+feature_dirs = interop.sae_directions(sae, [0, 1, 2], model=model)
+texts = selfie_tl.interpret_vectors(model, interop.rescale(feature_dirs, interop.typical_norm(model, prompt, 2)), **OPTS)
+pd.DataFrame({"stand-in feature": words, "SelfIE": texts})
+"""),
+    md("""
+## Relevancy for any of these
+
+`generate_interpretations` returns per-token relevancy for arbitrary vectors too, and
+`viz.interpretation_html` shades it:
+"""),
+    code("""
+from IPython.display import HTML
+
+out = selfie_tl.generate_interpretations(model, patched[-1:], **OPTS)
+HTML(viz.interpretation_html(out.tokens[0], out.relevancy[0]))
+"""),
+]
+
+
+NOTEBOOKS = {"01": ("01_interpret.ipynb", NB01), "04": ("04_with_other_analyses.ipynb", NB04)}
+
+
+def build(key: str) -> None:
+    name, cells = NOTEBOOKS[key]
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    start = time.time()
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}).execute()
+    nbformat.write(nb, HERE / name)
+    print(f"{name}: executed in {time.time() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    for key in sys.argv[1:] or list(NOTEBOOKS):
+        build(key)
