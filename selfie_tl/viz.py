@@ -24,8 +24,10 @@ legend. Every piece of text is HTML-escaped: interpretations are model output.
 from __future__ import annotations
 
 import html
+import importlib
 import math
 import os
+import sys
 import tempfile
 import textwrap
 import uuid
@@ -279,6 +281,21 @@ def _token_axis_label(position: int, decoded: str) -> str:
 # --------------------------------------------------------------------------- matplotlib
 
 
+def _inline_figures() -> None:
+    # pyplot loads its backend only on the first pyplot figure, and plot_grid builds a bare
+    # Figure; in Jupyter, load the inline backend now so that it registers the PNG display
+    # of Figures (otherwise a returned figure shows as "<Figure size ...>").
+    if "IPython" not in sys.modules:
+        return
+    import matplotlib
+
+    if str(matplotlib.get_backend()).endswith("backend_inline"):
+        try:
+            importlib.import_module("matplotlib_inline.backend_inline")
+        except ImportError:
+            pass
+
+
 def plot_grid(
     df: pd.DataFrame,
     path: str | os.PathLike | None = None,
@@ -323,7 +340,7 @@ def plot_grid(
         >>> [t.get_text() for t in fig.axes[0].texts]
         ['a cat', 'an animal']
     """
-    import matplotlib.pyplot  # noqa: F401  (in Jupyter this lets the inline backend display Figures)
+    _inline_figures()
     import numpy as np
     from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
