@@ -179,6 +179,11 @@ def run_ethics(model, args, objective: str, base_answers: list[str] | None) -> d
     }, base_answers  # fmt: skip
 
 
+def _write(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=200, help="known facts read (pairs and preservation)")
@@ -219,14 +224,14 @@ def main(argv: list[str] | None = None) -> int:
     for objective, n in (("embedding", args.pairs), ("interpretation", args.interp_pairs)):
         if n > 0:
             out["facts"].append(run_facts(model, args, facts, known, objective, n, preserve))
+            _write(args.out, out)  # partial results survive a later failure
     if not args.skip_ethics:
         out["ethics"] = []
         answers = None
         for objective in ("embedding", "interpretation"):
             result, answers = run_ethics(model, args, objective, answers)
             out["ethics"].append(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2, default=str))
+    _write(args.out, out)
 
     print("\n| objective | pairs | flip to target attr | source attr kept | interp names target (before -> after) "
           "| preservation acc after (before 100%) | s/edit |")
