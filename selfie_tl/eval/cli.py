@@ -86,6 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-fact-completion", action="store_true", help="skip the fact-completion pass")
     parser.add_argument("--out", default=None, help="directory for rows.csv, summary.csv, accuracy.png, summary.json")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (1 is often fastest on a shared, busy machine)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -135,6 +137,10 @@ def run_eval(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
     )
 
     config = config_from_args(args)
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
     if model is None:
         from selfie_tl import load_model
@@ -145,6 +151,7 @@ def run_eval(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
     timings: dict[str, float] = {}
     model_knows = None
     completion_acc = None
+    done = None
     if not args.no_fact_completion:
         t0 = time.perf_counter()
         done = fact_completion(model, facts, max_new_tokens=10, batch_size=args.batch_size, verbose=not args.quiet)
@@ -186,6 +193,8 @@ def run_eval(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         rows.to_csv(out / "rows.csv", index=False)
+        if done is not None:
+            done.to_csv(out / "fact_completion.csv", index=False)
         summary.to_csv(out / "summary.csv", index=False)
         plot_accuracy(summary, out / "accuracy.png", title=f"Attribute extraction, {len(facts)} facts")
         (out / "summary.json").write_text(json.dumps(_clean(result), indent=2))

@@ -3,15 +3,20 @@
 import pytest
 
 from selfie_tl.eval import evaluate_attributes, load_known_facts
+from selfie_tl.generation import complete
 
 
 @pytest.mark.integration
 def test_default_model_attribute_extraction(default_model, shared_data):
-    facts = load_known_facts(shared_data / "known_facts.csv", limit=4)
-    rows = evaluate_attributes(default_model, facts, layers=[12, 30], max_new_tokens=6, verbose=False)
-    assert len(rows) == 4 * 2 * 3 + 4
-    # at the last layer the logit lens is the model's prediction for the next token of the
-    # fact prompt: "Vinson Massif is located in the continent of" -> " Antarctica" among its top-20
+    facts = load_known_facts(shared_data / "known_facts.csv", limit=3)
+    rows = evaluate_attributes(default_model, facts, layers=[12, 30], max_new_tokens=4, verbose=False,
+                               patchscope_max_new_tokens=2)  # fmt: skip
+    assert len(rows) == 3 * 2 * 3 + 3
+    # the last layer's logit lens on the subject's last token is the model's own next-token
+    # prediction after the subject ("Vinson Massif" -> " is" ...)
     ll = rows[(rows.method == "logit_lens") & (rows.layer == 30)]
-    assert ll.first_token_hit.iloc[0]
-    assert (rows[rows.method == "control:summary"].output.nunique()) == 1
+    for (_, fact), (_, row) in zip(facts.iterrows(), ll.iterrows()):
+        prefix = fact.prompt[: fact.prompt.find(fact.subject) + len(fact.subject)]
+        nxt = complete(default_model, [prefix], max_new_tokens=1)[0]
+        assert row.output.split(" | ")[0] == nxt
+    assert rows[rows.method == "control:summary"].output.nunique() == 1
