@@ -200,8 +200,12 @@ pd.DataFrame({
 })
 """),
     md("""
-`interop.with_logit_lens(model, df)` adds the same reading as a column to an `interpret`
-result.
+The two answer different questions: the logit lens of a mid-sequence token mostly shows
+what comes next in the sentence, while SelfIE describes the state. A 135M model often
+falls back on generic continuations ("The original message is:"); the relevancy scores
+(see the end of this notebook and `01_interpret.ipynb`) separate those from words that
+came from the state. `interop.with_logit_lens(model, df)` adds the logit-lens reading as
+a column to an `interpret` result.
 """),
     md("""
 ## 3. Activation patching, then SelfIE
