@@ -456,7 +456,8 @@ def interpretation_html(
     if rel is not None and len(rel) != len(tokens):
         raise InvalidArgumentError(f"{len(tokens)} tokens but {len(rel)} relevancy scores; they must align")
     top = _scale_top(rel or [], vmax)
-    return f'<span class="stl-interp">{_shaded_tokens(tokens, rel, top)}</span>'
+    # Inline style: this fragment is often shown on its own, outside a grid's stylesheet.
+    return f'<span class="stl-interp" style="{_INTERP_STYLE}">{_shaded_tokens(tokens, rel, top)}</span>'
 
 
 @dataclass(frozen=True)
@@ -527,6 +528,8 @@ def relevant_spans(
             start = None
     return spans
 
+
+_INTERP_STYLE = "white-space:pre-wrap;line-height:1.7;font-family:system-ui,-apple-system,'Segoe UI',sans-serif"
 
 _CSS = """
 .stl-view{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;font-size:13px;color:#222;max-width:100%}
