@@ -164,12 +164,30 @@ def run_interpret(args: argparse.Namespace, prompt: str) -> int:
     return 0
 
 
+_SPEC_OPTIONS = ("--tokens", "--layers")
+
+
+def _glue_negative_specs(argv: Sequence[str]) -> list[str]:
+    # argparse reads "-6:" as an unknown option; "--tokens -6:" is the natural spelling.
+    out: list[str] = []
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        if items[i] in _SPEC_OPTIONS and i + 1 < len(items) and items[i + 1].startswith("-"):
+            out.append(f"{items[i]}={items[i + 1]}")
+            i += 2
+        else:
+            out.append(items[i])
+            i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``selfie-tl``."""
     from selfie_tl.errors import SelfieError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_glue_negative_specs(sys.argv[1:] if argv is None else argv))
     try:
         if args.command == "interpret":
             return run_interpret(args, args.prompt)

@@ -233,6 +233,8 @@ def interpret_vectors(
     k: int = 2,
     max_new_tokens: int = 30,
     batch_size: int = 8,
+    *,
+    fwd_hooks: Sequence[tuple[str, HookFn]] = (),
     **options: Any,
 ) -> list[str]:
     """Interpret arbitrary vectors (SAE decoder rows, steering vectors, means, ...).
@@ -249,6 +251,7 @@ def interpret_vectors(
         k: injection layer in ``[0, n_layers - 1]``.
         max_new_tokens: tokens to generate per vector.
         batch_size: vectors interpreted together.
+        fwd_hooks: extra ``(hook_name, fn)`` pairs active for the whole run.
         **options: any other :class:`InterpretationConfig` field (``mode``,
             ``overlay_strength``, ``scale``, ``do_sample``, ``seed``, ``verbose``, ...).
 
@@ -265,7 +268,7 @@ def interpret_vectors(
     """
     options.setdefault("relevancy", False)
     config = _resolve_config(None, dict(k=k, max_new_tokens=max_new_tokens, batch_size=batch_size, **options))
-    return generate_interpretations(model, vectors, interpretation_prompt, config).texts
+    return generate_interpretations(model, vectors, interpretation_prompt, config, fwd_hooks=fwd_hooks).texts
 
 
 def layer_token_pairs(layers: Iterable[int], tokens: Iterable[int]) -> list[tuple[int, int]]:

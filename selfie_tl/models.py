@@ -452,11 +452,19 @@ def load_default_hf_model(dtype: torch.dtype = torch.float32):
     return load_hf_model_from_gguf(_default_gguf_path(), dtype=dtype)
 
 
+def _convert_llama(hf_model: Any, dtype: torch.dtype, model_name: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """HookedTransformer config arguments and state dict for a Llama-architecture HF model."""
+    from transformer_lens.pretrained.weight_conversions.llama import convert_llama_weights
+
+    cfg_dict = _llama_config_dict(hf_model.config, model_name=model_name)
+    cfg = HookedTransformerConfig(**cfg_dict, dtype=dtype, device="cpu", init_weights=False)
+    state_dict = {k: v.detach() for k, v in convert_llama_weights(hf_model, cfg).items()}
+    return cfg_dict, state_dict
+
+
 def _load_gguf(
     path: Path, device: Any, dtype: torch.dtype, verbose: bool, digest: str | None = None
 ) -> HookedTransformer:
-    from transformer_lens.pretrained.weight_conversions.llama import convert_llama_weights
-
     digest = digest or sha256_file(path)
     cached = cache_dir() / "converted" / _converted_cache_key(path.stem, digest, dtype)
     if (cached / "config.json").exists():
@@ -467,9 +475,7 @@ def _load_gguf(
     arch = hf_model.config.model_type
     if arch != "llama":
         raise ModelLoadError(f"GGUF architecture {arch!r} is not supported; only 'llama' is")
-    cfg_dict = _llama_config_dict(hf_model.config, model_name=path.stem.split(".")[0])
-    cfg = HookedTransformerConfig(**cfg_dict, dtype=dtype, device="cpu", init_weights=False)
-    state_dict = {k: v.detach() for k, v in convert_llama_weights(hf_model, cfg).items()}
+    cfg_dict, state_dict = _convert_llama(hf_model, dtype, model_name=path.stem.split(".")[0])
     del hf_model
     try:
         _save_converted(cached, cfg_dict, state_dict, tokenizer)
@@ -485,6 +491,15 @@ def _load_hf_directory(path: Path, device: Any, dtype: torch.dtype) -> HookedTra
     try:
         hf_model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
         tokenizer = AutoTokenizer.from_pretrained(str(path))
+    except Exception as exc:
+        raise ModelLoadError(f"could not read Hugging Face directory {path}: {exc}") from exc
+    hf_model.eval()
+    if hf_model.config.model_type == "llama":
+        # The same conversion as GGUF files; TransformerLens' directory loader infers the
+        # architecture from the path name, which breaks for paths containing "llama".
+        cfg_dict, state_dict = _convert_llama(hf_model, dtype, model_name=path.name)
+        return _build_hooked(cfg_dict, state_dict, tokenizer, device, dtype)
+    try:
         cfg = loading.get_pretrained_model_config(
             str(path), hf_cfg=hf_model.config.to_dict(), fold_ln=False, dtype=dtype,
             device=str(device) if device is not None else "cpu",
@@ -492,7 +507,9 @@ def _load_hf_directory(path: Path, device: Any, dtype: torch.dtype) -> HookedTra
         )  # fmt: skip
         state_dict = loading.get_pretrained_state_dict(str(path), cfg, hf_model, dtype=dtype)
     except Exception as exc:
-        raise ModelLoadError(f"could not convert Hugging Face directory {path}: {exc}") from exc
+        raise ModelLoadError(
+            f"TransformerLens could not convert the {hf_model.config.model_type!r} model in {path}: {exc}"
+        ) from exc
     model = HookedTransformer(cfg, move_to_device=True)
     attach_tokenizer(model, tokenizer)
     model.load_and_process_state_dict(

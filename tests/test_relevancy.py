@@ -1,0 +1,55 @@
+import torch
+
+from selfie_tl.generation import final_logits, residual_stream
+from selfie_tl.interpret import generate_interpretations
+from selfie_tl.prompts import default_interpretation_prompt
+from selfie_tl.relevancy import PromptBaseline, baseline_probs, relevancy_scores
+
+
+def test_shared_prompt_baseline_equals_a_full_teacher_forced_pass(tiny):
+    prompt = default_interpretation_prompt(tiny.tokenizer).input_ids
+    generated = torch.randint(0, 256, (3, 5))
+    fast = baseline_probs(tiny, prompt, generated)
+    seq = torch.cat([prompt[None].expand(3, -1), generated], dim=1)
+    logprobs = final_logits(tiny, residual_stream(tiny, seq)).log_softmax(-1)
+    T = len(prompt)
+    slow = logprobs[:, T - 1 : -1].gather(-1, generated[..., None]).squeeze(-1).exp()
+    torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-7)
+
+
+def test_shared_cache_is_not_mutated(tiny_llama):
+    prompt = default_interpretation_prompt(tiny_llama.tokenizer).input_ids
+    shared = PromptBaseline.build(tiny_llama, prompt)
+    length = shared.cache.entries[0].past_keys.shape[1]
+    a = baseline_probs(tiny_llama, prompt, torch.tensor([[1, 2, 3]]), shared)
+    b = baseline_probs(tiny_llama, prompt, torch.tensor([[1, 2, 3]]), shared)
+    assert shared.cache.entries[0].past_keys.shape[1] == length
+    assert torch.equal(a, b)
+
+
+def test_single_step_baseline(tiny_gpt2):
+    prompt = torch.tensor(tiny_gpt2.tokenizer("ab").input_ids)
+    got = baseline_probs(tiny_gpt2, prompt, torch.tensor([[7], [9]]))
+    probs = tiny_gpt2(prompt[None])[0, -1].softmax(-1)
+    torch.testing.assert_close(got[:, 0], probs[[7, 9]])
+
+
+def test_relevancy_is_zero_when_nothing_is_injected(tiny_llama):
+    # overlay_strength 0 keeps the placeholder state: injected == baseline.
+    out = generate_interpretations(tiny_llama, torch.randn(2, 64), overlay_strength=0.0, k=1, max_new_tokens=6)
+    for rel in out.relevancy:
+        assert max(rel) < 1e-5
+
+
+def test_relevancy_is_positive_and_bounded_when_injecting(tiny_llama):
+    out = generate_interpretations(tiny_llama, 30 * torch.randn(4, 64), k=1, max_new_tokens=6)
+    flat = [r for row in out.relevancy for r in row]
+    assert all(0.0 <= r <= 1.0 for r in flat)
+    assert max(flat) > 1e-3
+    for probs, rel in zip(out.probs, out.relevancy):
+        assert len(probs) == len(rel)
+
+
+def test_relevancy_scores():
+    got = relevancy_scores(torch.tensor([[0.2, 0.9]]), torch.tensor([[0.5, 0.1]]))
+    torch.testing.assert_close(got, torch.tensor([[0.3, 0.8]]))
