@@ -292,7 +292,9 @@ def build(key: str) -> None:
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
     start = time.time()
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}).execute()
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}
+    ).execute()
     nbformat.write(nb, HERE / name)
     print(f"{name}: executed in {time.time() - start:.0f} s")
 

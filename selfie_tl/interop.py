@@ -27,7 +27,14 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from selfie_tl.errors import InvalidArgumentError, VectorError
-from selfie_tl.hooks import capture, check_layer, check_positions, check_vectors, injection_hooks, prompt_tokens
+from selfie_tl.hooks import (
+    capture,
+    check_layer,
+    check_positions,
+    check_vectors,
+    injection_hooks,
+    prompt_tokens,
+)
 
 
 @torch.no_grad()
@@ -98,11 +105,14 @@ def with_logit_lens(model: HookedTransformer, df: pd.DataFrame, top_k: int = 5) 
         raise InvalidArgumentError(f"DataFrame is missing column(s) {missing}; pass the result of interpret")
     lens: list[Any] = [None] * len(df)
     for prompt, group in df.groupby("prompt", sort=False):
-        layers = sorted(set(int(v) for v in group["layer"]))
-        positions = sorted(set(int(v) for v in group["token"]))
+        layers = sorted({int(v) for v in group["layer"]})
+        positions = sorted({int(v) for v in group["token"]})
         grid = capture(model, prompt, layers, positions)
         vectors = torch.stack(
-            [grid[layers.index(int(l)), positions.index(int(t))] for l, t in zip(group["layer"], group["token"])]
+            [
+                grid[layers.index(int(l)), positions.index(int(t))]
+                for l, t in zip(group["layer"], group["token"])
+            ]
         )
         for i, reading in zip(group.index, logit_lens(model, vectors, top_k), strict=True):
             lens[df.index.get_loc(i)] = reading
@@ -226,7 +236,9 @@ def sae_directions(
         raise InvalidArgumentError("no feature indices given")
     for i in items:
         if not isinstance(i, int) or isinstance(i, bool) or not -w_dec.shape[0] <= i < w_dec.shape[0]:
-            raise InvalidArgumentError(f"feature index {i!r} is out of range for an SAE with {w_dec.shape[0]} features")
+            raise InvalidArgumentError(
+                f"feature index {i!r} is out of range for an SAE with {w_dec.shape[0]} features"
+            )
     return w_dec.detach()[items].float().clone()
 
 
@@ -248,7 +260,9 @@ def rescale(vectors: Float[Tensor, "n d_model"], norm: float | Tensor) -> Float[
 
 
 @torch.no_grad()
-def typical_norm(model: HookedTransformer, prompt: str | Tensor, layer: int, skip_first: bool = True) -> float:
+def typical_norm(
+    model: HookedTransformer, prompt: str | Tensor, layer: int, skip_first: bool = True
+) -> float:
     """Median L2 norm of the residual at ``layer`` over a prompt's tokens.
 
     The first position is skipped by default: it is often an attention sink with a norm

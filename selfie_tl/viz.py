@@ -23,6 +23,7 @@ legend. Every piece of text is HTML-escaped: interpretations are model output.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import importlib
 import math
@@ -267,7 +268,7 @@ def grid_data(df: pd.DataFrame, prompt: str | None = None) -> Grid:
             tokens=[str(t) for t in toks] if toks is not None else None,
             relevancy=[_float_or_nan(r) for r in rel] if rel is not None else None,
         )
-    cells = {k: GridCell(**{**c.__dict__, "count": counts[k]}) for k, c in cells.items()}
+    cells = {k: dataclasses.replace(c, count=counts[k]) for k, c in cells.items()}
     layers = sorted({k[0] for k in cells})
     tokens = sorted({k[1] for k in cells})
     prompt_text = str(df["prompt"].iloc[0]) if "prompt" in df.columns else None
@@ -373,8 +374,14 @@ def plot_grid(
             text = textwrap.fill(_short(cell.interpretation, max_chars), wrap) or "∅"
             # parse_math=False: a "$" in model output must not switch to mathtext.
             ax.text(j, i, text, ha="center", va="center", fontsize=7, color=_text_color(bg), parse_math=False)
-    ax.set_xticks(range(n_cols), [_token_axis_label(t, lab).replace("$", r"\$") for t, lab in
-                                  zip(grid.tokens, grid.token_labels, strict=True)], fontsize=8)
+    ax.set_xticks(
+        range(n_cols),
+        [
+            _token_axis_label(t, lab).replace("$", r"\$")
+            for t, lab in zip(grid.tokens, grid.token_labels, strict=True)
+        ],
+        fontsize=8,
+    )
     ax.set_yticks(range(n_rows), [str(layer) for layer in grid.layers], fontsize=8)
     ax.set_xlabel("token position")
     ax.set_ylabel("layer")
@@ -443,7 +450,9 @@ def interpretation_html(
         >>> html.count('class="stl-tok"'), 'data-relevancy="0.6"' in html
         (2, True)
     """
-    if isinstance(tokens, Mapping) or isinstance(tokens, pd.Series):
+    if hasattr(tokens, "_asdict"):  # a row from df.itertuples()
+        tokens = tokens._asdict()
+    if isinstance(tokens, (Mapping, pd.Series)):
         row = tokens
         if "generated_tokens" not in row:
             raise InvalidArgumentError("row has no 'generated_tokens'; pass tokens and relevancy instead")
@@ -503,7 +512,9 @@ def relevant_spans(
         >>> [(s.start, s.end, s.text) for s in spans]
         [(1, 3, ' Himalayas')]
     """
-    if isinstance(tokens, Mapping) or isinstance(tokens, pd.Series):
+    if hasattr(tokens, "_asdict"):  # a row from df.itertuples()
+        tokens = tokens._asdict()
+    if isinstance(tokens, (Mapping, pd.Series)):
         row = tokens
         if "generated_tokens" not in row or "relevancy" not in row:
             raise InvalidArgumentError("row needs 'generated_tokens' and 'relevancy' columns")
@@ -524,12 +535,16 @@ def relevant_spans(
             start = i
         elif not above and start is not None:
             chunk = rel[start:i]
-            spans.append(RelevantSpan(start, i, "".join(tokens[start:i]), max(chunk), sum(chunk) / len(chunk)))
+            spans.append(
+                RelevantSpan(start, i, "".join(tokens[start:i]), max(chunk), sum(chunk) / len(chunk))
+            )
             start = None
     return spans
 
 
-_INTERP_STYLE = "white-space:pre-wrap;line-height:1.7;font-family:system-ui,-apple-system,'Segoe UI',sans-serif"
+_INTERP_STYLE = (
+    "white-space:pre-wrap;line-height:1.7;font-family:system-ui,-apple-system,'Segoe UI',sans-serif"
+)
 
 _CSS = """
 .stl-view{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;font-size:13px;color:#222;max-width:100%}
@@ -584,7 +599,9 @@ def _legend(label: str, top: float, cmap: str) -> str:
 
 def _cell_detail(cell: GridCell, label: str, token_top: float) -> str:
     mean = "n/a" if math.isnan(cell.mean_relevancy) else f"{cell.mean_relevancy:.3f}"
-    head = f'<div class="stl-meta">layer {cell.layer}, token {cell.token} {_esc(label)} · mean relevancy {mean}'
+    head = (
+        f'<div class="stl-meta">layer {cell.layer}, token {cell.token} {_esc(label)} · mean relevancy {mean}'
+    )
     if cell.count > 1:
         head += f" · first of {cell.count} rows for this cell"
     head += "</div>"
@@ -673,11 +690,15 @@ def grid_html(
         f'<div class="stl-legend">{_legend("cell: mean relevancy", top, cmap)}'
         f"{_legend('token: relevancy', token_top, cmap)}</div>"
     )
-    out.append('<div class="stl-detail"><span class="stl-meta">Hover over a cell to read its full '
-               "interpretation; click to pin it.</span></div>")
+    out.append(
+        '<div class="stl-detail"><span class="stl-meta">Hover over a cell to read its full '
+        "interpretation; click to pin it.</span></div>"
+    )
     if show_list:
-        out.append(f'<details class="stl-list"{" open" if list_open else ""}><summary>All interpretations '
-                   f"({len(grid.cells)})</summary><ul>")
+        out.append(
+            f'<details class="stl-list"{" open" if list_open else ""}><summary>All interpretations '
+            f"({len(grid.cells)})</summary><ul>"
+        )
         for layer in grid.layers:
             for tok in grid.tokens:
                 cell = grid.cells.get((layer, tok))
@@ -718,7 +739,7 @@ def report_html(df: pd.DataFrame, *, title: str = "SelfIE interpretations", max_
     if attrs.get("interpretation_prompt") is not None:
         meta += (
             '<p class="stl-meta">Interpretation prompt: <code style="white-space:pre-wrap">'
-            f'{_esc(attrs["interpretation_prompt"])}</code></p>'
+            f"{_esc(attrs['interpretation_prompt'])}</code></p>"
         )
     if isinstance(attrs.get("config"), Mapping):
         items = ", ".join(f"{_esc(k)}={_esc(v)}" for k, v in attrs["config"].items())
@@ -798,7 +819,12 @@ class ResultView:
     """
 
     def __init__(
-        self, df: pd.DataFrame, *, max_chars: int = 48, vmax: float | None = None, token_vmax: float | None = None
+        self,
+        df: pd.DataFrame,
+        *,
+        max_chars: int = 48,
+        vmax: float | None = None,
+        token_vmax: float | None = None,
     ) -> None:
         self.df = _check_frame(df)
         self.max_chars, self.vmax, self.token_vmax = max_chars, vmax, token_vmax

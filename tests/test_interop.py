@@ -26,7 +26,7 @@ from selfie_tl.interop import (
     with_logit_lens,
 )
 
-OPTS = dict(k=1, max_new_tokens=6)
+OPTS = {"k": 1, "max_new_tokens": 6}
 
 
 def test_interpret_vectors_from_activation_cache(tiny):

@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 from matplotlib.colors import to_hex
 
-from selfie_tl import InvalidArgumentError, interpret
-from selfie_tl import viz
+from selfie_tl import InvalidArgumentError, interpret, viz
 
 
 def synthetic(prompt: str = "Where is Paris?") -> pd.DataFrame:
@@ -172,7 +171,7 @@ def test_grid_html_cells_colours_and_labels():
     frag = viz.grid_html(synthetic())
     cells = cells_of(frag)
     assert set(cells) == {(0, 1), (0, 3), (4, 1), (4, 3)}
-    for (layer, tok), cell in cells.items():
+    for cell in cells.values():
         mean = float(cell["attrs"]["data-mean-relevancy"])
         colour = re.search(r"background-color:(#[0-9a-f]{6})", cell["attrs"]["style"]).group(1)
         assert colour == viz.relevancy_color(mean, 0.3)
@@ -181,9 +180,17 @@ def test_grid_html_cells_colours_and_labels():
     assert "color:#ffffff" in cells[(0, 3)]["attrs"]["style"]
     assert "color:#000000" in cells[(0, 1)]["attrs"]["style"]
     assert cells[(4, 1)]["attrs"]["title"] == "The Eiffel Tower &"
-    heads = [e["text"] for e in parse(frag).elements if e["tag"] == "th" and "stl-col" in e["attrs"].get("class", "")]
+    heads = [
+        e["text"]
+        for e in parse(frag).elements
+        if e["tag"] == "th" and "stl-col" in e["attrs"].get("class", "")
+    ]
     assert heads == ['1\n" is"', '3\n"?"']
-    rows = [e["text"] for e in parse(frag).elements if e["tag"] == "th" and "stl-row" in e["attrs"].get("class", "")]
+    rows = [
+        e["text"]
+        for e in parse(frag).elements
+        if e["tag"] == "th" and "stl-row" in e["attrs"].get("class", "")
+    ]
     assert rows == ["0", "4"]
 
 
@@ -255,6 +262,9 @@ def test_relevant_spans():
     assert viz.relevant_spans(list("ab"), [0.0, 0.0], threshold=0.1) == []
     row_spans = viz.relevant_spans(synthetic().iloc[2], threshold=0.3)
     assert [s.text for s in row_spans] == [" Eiffel Tower"]
+    tuple_row = list(synthetic().itertuples())[2]
+    assert viz.relevant_spans(tuple_row, threshold=0.3) == row_spans
+    assert viz.interpretation_html(tuple_row) == viz.interpretation_html(synthetic().iloc[2])
     with pytest.raises(InvalidArgumentError, match="relevancy=True"):
         viz.relevant_spans(["a"], None)
     with pytest.raises(InvalidArgumentError, match="align"):
