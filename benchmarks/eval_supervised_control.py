@@ -157,22 +157,28 @@ def run_ethics(model, args, objective: str, base_answers: list[str] | None) -> d
     test_prompts = [ethical_prompt(tok, r) for r in test.itertuples()]
     if base_answers is None:
         base_answers = complete(model, test_prompts, args.ethics_tokens, args.batch_size)
-    sources = [ethical_prompt(tok, r) for r in train.itertuples()]
+    # The question's last token carries the question; the prompt's last tokens are chat
+    # template tokens shared by every prompt, which an edit must leave alone.
+    sources = [(ethical_prompt(tok, r), [subject_position(tok, ethical_prompt(tok, r), r.question)])
+               for r in train.itertuples()]  # fmt: skip
+    facts = load_known_facts(limit=args.n_refs)
+    refs = [chat(tok, p) for p in facts.prompt] + [EQUAL_CONCEPT.replace("aliens", "dogs")]
     if objective == "embedding":
         target = capture(model, EQUAL_CONCEPT, [args.layer], [-1])[0, 0]
     else:
         target = EQUAL_INTERPRETATION
     t0 = time.perf_counter()
     res = supervised_control(
-        model, sources, target, args.layer, positions=-1, objective=objective, beta=args.beta, lr=args.lr,
+        model, sources, target, args.layer, objective=objective, beta=args.beta, lr=args.lr,
         max_steps=args.steps if objective == "embedding" else args.interp_steps, rank=args.rank, k=args.k,
-        reference_texts=[EQUAL_CONCEPT.replace("aliens", "dogs")], verbose=False, seed=args.seed,
+        reference_texts=refs, verbose=False, seed=args.seed,
     )  # fmt: skip
     seconds = time.perf_counter() - t0
     with res.edit.attached(model):
         after = complete(model, test_prompts, args.ethics_tokens, args.batch_size)
     return {
         "objective": objective, "train_rows": len(train), "test_rows": len(test), "seconds": seconds,
+        "steps": len(res.history), "stop_reason": res.stop_reason, "final_main_loss": res.history[-1]["main"],
         "before": shares(base_answers), "after": shares(after),
         "examples": [{"question": q, "before": b, "after": a}
                      for q, b, a in zip(test.question[:5], base_answers[:5], after[:5], strict=False)],
@@ -205,12 +211,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ethics-train", type=int, default=4)
     parser.add_argument("--ethics-tokens", type=int, default=6)
     parser.add_argument("--skip-ethics", action="store_true")
+    parser.add_argument("--skip-facts", action="store_true", help="only the ethical-override part")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS / "supervised_control.json")
     args = parser.parse_args(argv)
 
     torch.manual_seed(args.seed)
     model = selfie_tl.load_model()
+    if args.skip_facts:
+        args.pairs = args.interp_pairs = 0
+        args.limit = 1
     facts = load_known_facts(limit=args.limit)
     t0 = time.perf_counter()
     base = fact_completion(model, facts, args.max_new_tokens, args.batch_size)

@@ -413,11 +413,13 @@ def _shown_token(tok: str) -> str:
     return _esc(tok).replace("\r\n", "\n").replace("\n", '<span class="stl-nl">↵</span>')
 
 
-def _shaded_tokens(tokens: Sequence[str], relevancy: Sequence[float] | None, vmax: float) -> str:
+def _shaded_tokens(
+    tokens: Sequence[str], relevancy: Sequence[float] | None, vmax: float, cmap: str = CMAP
+) -> str:
     parts = []
     for i, tok in enumerate(tokens):
         rel = relevancy[i] if relevancy is not None and i < len(relevancy) else None
-        bg = relevancy_color(rel, vmax)
+        bg = relevancy_color(rel, vmax, cmap)
         tip = "relevancy n/a" if _is_missing(rel) else f"relevancy {float(rel):.3f}"
         parts.append(
             f'<span class="stl-tok" style="background-color:{bg};color:{_text_color(bg)}" '
@@ -597,7 +599,7 @@ def _legend(label: str, top: float, cmap: str) -> str:
     )
 
 
-def _cell_detail(cell: GridCell, label: str, token_top: float) -> str:
+def _cell_detail(cell: GridCell, label: str, token_top: float, cmap: str = CMAP) -> str:
     mean = "n/a" if math.isnan(cell.mean_relevancy) else f"{cell.mean_relevancy:.3f}"
     head = (
         f'<div class="stl-meta">layer {cell.layer}, token {cell.token} {_esc(label)} · mean relevancy {mean}'
@@ -606,7 +608,9 @@ def _cell_detail(cell: GridCell, label: str, token_top: float) -> str:
         head += f" · first of {cell.count} rows for this cell"
     head += "</div>"
     if cell.tokens is not None:
-        body = f'<span class="stl-interp">{_shaded_tokens(cell.tokens, cell.relevancy, token_top)}</span>'
+        body = (
+            f'<span class="stl-interp">{_shaded_tokens(cell.tokens, cell.relevancy, token_top, cmap)}</span>'
+        )
     else:
         body = f'<span class="stl-interp">{_esc(cell.interpretation)}</span>'
     return head + body
@@ -682,7 +686,7 @@ def grid_html(
                 f'<td class="stl-cell" tabindex="0" data-layer="{layer}" data-token="{tok}" '
                 f'data-mean-relevancy="{mean_attr}" style="background-color:{bg};color:{_text_color(bg)}" '
                 f'title="{_esc(cell.interpretation)}">{_esc(_short(cell.interpretation, max_chars)) or "∅"}'
-                f'<div class="stl-full">{_cell_detail(cell, label, token_top)}</div></td>'
+                f'<div class="stl-full">{_cell_detail(cell, label, token_top, cmap)}</div></td>'
             )
         out.append("</tr>")
     out.append("</tbody></table>")
@@ -704,7 +708,7 @@ def grid_html(
                 cell = grid.cells.get((layer, tok))
                 if cell is not None:
                     label = f'"{_visible_token(labels[tok])}"' if labels[tok] else ""
-                    out.append(f"<li>{_cell_detail(cell, label, token_top)}</li>")
+                    out.append(f"<li>{_cell_detail(cell, label, token_top, cmap)}</li>")
         out.append("</ul></details>")
     out.append(f"<script>{_JS % {'id': view_id}}</script></div>")
     return "".join(out)

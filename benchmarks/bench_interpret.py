@@ -1,0 +1,221 @@
+"""Interpretation speed and memory on the default model, side by side with plain Hugging Face.
+
+Measures, in one process and interleaved (so both sides see the same machine load):
+
+1. ``interpret_vectors`` throughput at several batch sizes vs the same algorithm run by
+   plain ``transformers`` (``selfie_tl.hf_reference``) on the same input ids, and the ratio;
+2. the relevancy overhead (interpretation with vs without relevancy, and forward passes
+   counted through ``hook_embed``);
+3. the full grid: every layer x the last 5 tokens of the demo prompt, with relevancy;
+4. cold (GGUF conversion) and warm ``load_model()`` time, and the peak RSS of
+   ``selfie-tl demo`` (each in a fresh subprocess).
+
+Usage::
+
+    python benchmarks/bench_interpret.py                 # full run, ~10 min on 2 cores
+    python benchmarks/bench_interpret.py --quick         # smaller, for a smoke test
+
+Prints a table and writes ``benchmarks/results/interpret_benchmark.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import selfie_tl
+from selfie_tl.hf_reference import hf_interpret_ids
+from selfie_tl.models import GGUF_MEMBER, cache_dir, load_default_hf_model
+
+DEMO = "What is the highest mountain in the world?"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def count_forwards(model, fn) -> int:
+    calls = []
+    with model.hooks(fwd_hooks=[("hook_embed", lambda t, hook: calls.append(t.shape))]):
+        fn()
+    return len(calls)
+
+
+def throughput(model, hf_model, prompt, vectors, batch_sizes, new_tokens, repeats):
+    rows = []
+    for bs in batch_sizes:
+        n = max(bs, min(len(vectors), 4 if bs == 1 else bs))
+        vecs = vectors[:n]
+        ours_t, hf_t, same = [], [], True
+        for _ in range(repeats):
+            t1, ours = timed(
+                lambda: selfie_tl.generate_interpretations(
+                    model, vecs, prompt, k=2, max_new_tokens=new_tokens, batch_size=bs, relevancy=False
+                ).token_ids
+            )
+            t2, ref = timed(
+                lambda: hf_interpret_ids(hf_model, prompt.input_ids, prompt.placeholder_positions, vecs, 2, new_tokens, bs)
+            )
+            ours_t.append(t1)
+            hf_t.append(t2)
+            same &= ours == ref
+        o, h = statistics.median(ours_t), statistics.median(hf_t)
+        rows.append(
+            {
+                "batch_size": bs, "n_vectors": n, "new_tokens": new_tokens,
+                "selfie_tl_s": round(o, 3), "hf_s": round(h, 3),
+                "selfie_tl_per_s": round(n / o, 2), "hf_per_s": round(n / h, 2),
+                "time_ratio": round(o / h, 3), "identical_tokens": same,
+                "selfie_tl_runs": [round(x, 3) for x in ours_t], "hf_runs": [round(x, 3) for x in hf_t],
+            }
+        )  # fmt: skip
+        print(f"  batch {bs:>3}: selfie_tl {o:6.2f} s  hf {h:6.2f} s  ratio {o / h:.2f}  identical={same}", flush=True)
+    return rows
+
+
+def relevancy_overhead(model, prompt, vectors, bs, new_tokens, repeats):
+    vecs = vectors[:bs]
+
+    def run(rel):
+        return selfie_tl.generate_interpretations(
+            model, vecs, prompt, k=2, max_new_tokens=new_tokens, batch_size=bs, relevancy=rel
+        )
+
+    with_t, without_t = [], []
+    for _ in range(repeats):
+        without_t.append(timed(lambda: run(False))[0])
+        with_t.append(timed(lambda: run(True))[0])
+    fw_without = count_forwards(model, lambda: run(False))
+    fw_with = count_forwards(model, lambda: run(True))
+    a, b = statistics.median(without_t), statistics.median(with_t)
+    return {
+        "batch_size": bs, "new_tokens": new_tokens,
+        "without_relevancy_s": round(a, 3), "with_relevancy_s": round(b, 3),
+        "overhead_fraction": round(b / a - 1, 3),
+        "forwards_without": fw_without, "forwards_with": fw_with,
+        "extra_forwards": fw_with - fw_without,
+        "note": "extra forwards = 1 teacher-forced pass per batch + 1 uninjected prompt pass per call",
+    }  # fmt: skip
+
+
+def grid(model, new_tokens, bs):
+    n_tokens = len(model.tokenizer(DEMO).input_ids)
+    pairs = selfie_tl.layer_token_pairs(range(model.cfg.n_layers + 1), range(n_tokens - 5, n_tokens))
+    t, df = timed(lambda: selfie_tl.interpret(model, DEMO, pairs, max_new_tokens=new_tokens, batch_size=bs))
+    return {
+        "interpretations": len(df), "new_tokens": new_tokens, "batch_size": bs, "relevancy": True,
+        "seconds": round(t, 2), "per_second": round(len(df) / t, 2),
+    }  # fmt: skip
+
+
+def _python(code: str, env: dict) -> str:
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=1800)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-2000:])
+    return proc.stdout.strip().splitlines()[-1]
+
+
+LOAD_CODE = (
+    "import time; t0=time.perf_counter(); import selfie_tl; t1=time.perf_counter(); "
+    "selfie_tl.load_model(); t2=time.perf_counter(); print(f'{t1-t0} {t2-t1}')"
+)
+RSS_CODE = (
+    "import resource, subprocess, sys; "
+    "subprocess.run([sys.executable, '-m', 'selfie_tl.cli', 'demo', '-q'], check=True, capture_output=True); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def loading_and_memory():
+    gguf = cache_dir() / "gguf" / Path(GGUF_MEMBER).name
+    env = dict(os.environ)
+    out = {}
+    if os.environ.get("SELFIE_TL_GGUF") or gguf.exists():
+        source = Path(os.environ.get("SELFIE_TL_GGUF") or gguf)
+        with tempfile.TemporaryDirectory() as tmp:
+            cold_env = dict(env, SELFIE_TL_CACHE=tmp, SELFIE_TL_GGUF=str(source))
+            imp, load = map(float, _python(LOAD_CODE, cold_env).split())
+            out["cold_load_s"] = round(load, 2)
+            out["cold_note"] = "GGUF already fetched; time = dequantize + convert + write cache"
+    imp, load = map(float, _python(LOAD_CODE, env).split())
+    out["warm_load_s"] = round(load, 2)
+    out["import_s"] = round(imp, 2)
+    out["demo_peak_rss_mb"] = round(int(_python(RSS_CODE, env)) / 1024, 1)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and a smaller grid")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--new-tokens", type=int, default=20)
+    parser.add_argument("--batch-sizes", default="1,8,32")
+    parser.add_argument("--grid-batch-size", type=int, default=32)
+    parser.add_argument("--out", type=Path, default=RESULTS / "interpret_benchmark.json")
+    parser.add_argument("--skip-load", action="store_true", help="skip the load-time and RSS subprocesses")
+    args = parser.parse_args(argv)
+    repeats = 1 if args.quick else args.repeats
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+
+    model = selfie_tl.load_model()
+    hf_model, _ = load_default_hf_model()
+    prompt = selfie_tl.default_interpretation_prompt(model.tokenizer)
+    n_tokens = len(model.tokenizer(DEMO).input_ids)
+    vectors = selfie_tl.capture(model, DEMO, list(range(model.cfg.n_layers + 1)), list(range(n_tokens - 5, n_tokens)))
+    vectors = vectors.reshape(-1, model.cfg.d_model)[torch.randperm(155, generator=torch.Generator().manual_seed(0))]
+
+    result = {
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+                    "torch": torch.__version__, "load_average": os.getloadavg()},
+        "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
+    }  # fmt: skip
+    print("throughput (interpret_vectors vs plain transformers, no relevancy):", flush=True)
+    result["throughput"] = throughput(model, hf_model, prompt, vectors, batch_sizes, args.new_tokens, repeats)
+    print("relevancy overhead:", flush=True)
+    result["relevancy"] = relevancy_overhead(model, prompt, vectors, max(batch_sizes), args.new_tokens, repeats)
+    print(f"  {result['relevancy']}", flush=True)
+    print("grid:", flush=True)
+    result["grid"] = grid(model, args.new_tokens if not args.quick else 5, args.grid_batch_size)
+    print(f"  {result['grid']}", flush=True)
+    if not args.skip_load:
+        del hf_model
+        print("loading and memory:", flush=True)
+        result["loading"] = loading_and_memory()
+        print(f"  {result['loading']}", flush=True)
+    result["machine"]["load_average_end"] = os.getloadavg()
+
+    print("\n| measure | value |\n|---|---|")
+    for row in result["throughput"]:
+        print(f"| batch {row['batch_size']}: selfie_tl / HF time | {row['time_ratio']:.2f} "
+              f"({row['selfie_tl_per_s']} vs {row['hf_per_s']} interp/s, identical={row['identical_tokens']}) |")  # fmt: skip
+    rel = result["relevancy"]
+    print(f"| relevancy overhead (batch {rel['batch_size']}) | {100 * rel['overhead_fraction']:.0f}% "
+          f"(+{rel['extra_forwards']} forwards) |")  # fmt: skip
+    g = result["grid"]
+    print(f"| grid {g['interpretations']} interpretations, relevancy | {g['seconds']} s |")
+    for key, value in result.get("loading", {}).items():
+        print(f"| {key} | {value} |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    os.replace(tmp, args.out)
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
