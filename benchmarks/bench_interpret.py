@@ -158,6 +158,9 @@ def loading_and_memory():
     return out
 
 
+PARTS = ["throughput", "relevancy", "grid", "loading"]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and a smaller grid")
@@ -166,8 +169,14 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-sizes", default="1,8,32")
     parser.add_argument("--grid-batch-size", type=int, default=32)
     parser.add_argument("--out", type=Path, default=RESULTS / "interpret_benchmark.json")
-    parser.add_argument("--skip-load", action="store_true", help="skip the load-time and RSS subprocesses")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma list of {PARTS} (default: all)")
+    parser.add_argument("--skip-load", action="store_true", help="same as leaving 'loading' out of --parts")
     args = parser.parse_args(argv)
+    parts = [x.strip() for x in args.parts.split(",") if x.strip()]
+    if unknown := sorted(set(parts) - set(PARTS)):
+        parser.error(f"unknown --parts {unknown}; choose from {PARTS}")
+    if args.skip_load and "loading" in parts:
+        parts.remove("loading")
     repeats = 1 if args.quick else args.repeats
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
 
@@ -183,15 +192,18 @@ def main(argv=None) -> int:
                     "torch": torch.__version__, "load_average": os.getloadavg()},
         "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
     }  # fmt: skip
-    print("throughput (interpret_vectors vs plain transformers, no relevancy):", flush=True)
-    result["throughput"] = throughput(model, hf_model, prompt, vectors, batch_sizes, args.new_tokens, repeats)
-    print("relevancy overhead:", flush=True)
-    result["relevancy"] = relevancy_overhead(model, prompt, vectors, max(batch_sizes), args.new_tokens, repeats)
-    print(f"  {result['relevancy']}", flush=True)
-    print("grid:", flush=True)
-    result["grid"] = grid(model, args.new_tokens if not args.quick else 5, args.grid_batch_size)
-    print(f"  {result['grid']}", flush=True)
-    if not args.skip_load:
+    if "throughput" in parts:
+        print("throughput (interpret_vectors vs plain transformers, no relevancy):", flush=True)
+        result["throughput"] = throughput(model, hf_model, prompt, vectors, batch_sizes, args.new_tokens, repeats)
+    if "relevancy" in parts:
+        print("relevancy overhead:", flush=True)
+        result["relevancy"] = relevancy_overhead(model, prompt, vectors, max(batch_sizes), args.new_tokens, repeats)
+        print(f"  {result['relevancy']}", flush=True)
+    if "grid" in parts:
+        print("grid:", flush=True)
+        result["grid"] = grid(model, args.new_tokens if not args.quick else 5, args.grid_batch_size)
+        print(f"  {result['grid']}", flush=True)
+    if "loading" in parts:
         del hf_model
         print("loading and memory:", flush=True)
         result["loading"] = loading_and_memory()
@@ -199,14 +211,14 @@ def main(argv=None) -> int:
     result["machine"]["load_average_end"] = os.getloadavg()
 
     print("\n| measure | value |\n|---|---|")
-    for row in result["throughput"]:
+    for row in result.get("throughput", []):
         print(f"| batch {row['batch_size']}: selfie_tl / HF time | {row['time_ratio']:.2f} "
               f"({row['selfie_tl_per_s']} vs {row['hf_per_s']} interp/s, identical={row['identical_tokens']}) |")  # fmt: skip
-    rel = result["relevancy"]
-    print(f"| relevancy overhead (batch {rel['batch_size']}) | {100 * rel['overhead_fraction']:.0f}% "
-          f"(+{rel['extra_forwards']} forwards) |")  # fmt: skip
-    g = result["grid"]
-    print(f"| grid {g['interpretations']} interpretations, relevancy | {g['seconds']} s |")
+    if rel := result.get("relevancy"):
+        print(f"| relevancy overhead (batch {rel['batch_size']}) | {100 * rel['overhead_fraction']:.0f}% "
+              f"(+{rel['extra_forwards']} forwards) |")  # fmt: skip
+    if g := result.get("grid"):
+        print(f"| grid {g['interpretations']} interpretations, relevancy | {g['seconds']} s |")
     for key, value in result.get("loading", {}).items():
         print(f"| {key} | {value} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
