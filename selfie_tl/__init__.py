@@ -8,6 +8,11 @@ The data flow, one module per step::
     relevancy    which generated tokens came from the embedding
     interpret    interpret, interpret_vectors: the whole pipeline -> pandas DataFrame
 
+Around it: ``selfie_tl.control`` (edits as trainable hook additions, Supervised and
+Reinforcement Control), ``selfie_tl.eval`` (faithfulness evaluation and baselines),
+``selfie_tl.viz`` (grids, relevancy shading, reports), ``selfie_tl.interop`` (logit lens,
+patching, directions), ``selfie_tl.models`` (loading) and ``selfie-tl`` (the CLI).
+
 Quick start::
 
     import selfie_tl

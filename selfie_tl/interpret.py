@@ -9,7 +9,6 @@ Data flow: :func:`~selfie_tl.hooks.capture` the residual stream of the original 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +20,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
+from selfie_tl.config import ConfigMixin, resolve_config
 from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.generation import generate
 from selfie_tl.hooks import (
@@ -42,7 +42,7 @@ RESULT_COLUMNS = [
 
 
 @dataclass
-class InterpretationConfig:
+class InterpretationConfig(ConfigMixin):
     """Settings of one interpretation run (all keyword arguments of :func:`interpret`).
 
     Attributes:
@@ -78,19 +78,6 @@ class InterpretationConfig:
     top_p: float | None = None
     seed: int | None = None
     verbose: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON dict of the settings."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> InterpretationConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise InvalidArgumentError(f"unknown InterpretationConfig keys {unknown}; allowed: {sorted(names)}")
-        return cls(**data)
 
     def validate(self, model: HookedTransformer) -> InterpretationConfig:
         """Raise :class:`~selfie_tl.errors.InvalidArgumentError` on any bad setting."""
@@ -138,15 +125,6 @@ class InterpretationBatch:
     relevancy: list[list[float]] | None = field(default=None, repr=False)
 
 
-def _resolve_config(config: InterpretationConfig | None, overrides: dict[str, Any]) -> InterpretationConfig:
-    config = dataclasses.replace(config) if config is not None else InterpretationConfig()
-    names = {f.name for f in dataclasses.fields(InterpretationConfig)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise TypeError(f"unexpected keyword arguments {unknown}; options are {sorted(names)}")
-    return dataclasses.replace(config, **overrides)
-
-
 def _resolve_prompt(
     model: HookedTransformer, prompt: InterpretationPrompt | Sequence | None
 ) -> InterpretationPrompt:
@@ -190,7 +168,7 @@ def generate_interpretations(
         >>> len(out.texts), len(out.relevancy[0]) <= 4
         (2, True)
     """
-    config = _resolve_config(config, options).validate(model)
+    config = resolve_config(InterpretationConfig, config, options).validate(model)
     prompt = _resolve_prompt(model, interpretation_prompt)
     vectors = check_vectors(model, vectors)
     generator = None
@@ -198,7 +176,9 @@ def generate_interpretations(
         generator = torch.Generator(device=model.cfg.device).manual_seed(config.seed)
     base_ids = prompt.input_ids.to(model.cfg.device)
     tokenizer = model.tokenizer
-    result = InterpretationBatch(texts=[], token_ids=[], tokens=[], probs=[], relevancy=[] if config.relevancy else None)
+    result = InterpretationBatch(
+        texts=[], token_ids=[], tokens=[], probs=[], relevancy=[] if config.relevancy else None
+    )
     starts = range(0, vectors.shape[0], config.batch_size)
     with model.hooks(fwd_hooks=list(fwd_hooks)):
         shared = PromptBaseline.build(model, base_ids) if config.relevancy else None
@@ -206,7 +186,12 @@ def generate_interpretations(
             chunk = vectors[start : start + config.batch_size]
             ids = base_ids[None].expand(chunk.shape[0], -1)
             hooks = injection_hooks(
-                model, chunk, prompt.placeholder_positions, config.k, mode=config.mode, strength=config.strength
+                model,
+                chunk,
+                prompt.placeholder_positions,
+                config.k,
+                mode=config.mode,
+                strength=config.strength,
             )
             out = generate(
                 model, ids, config.max_new_tokens, prefill_hooks=hooks, do_sample=config.do_sample,
@@ -267,7 +252,9 @@ def interpret_vectors(
         3
     """
     options.setdefault("relevancy", False)
-    config = _resolve_config(None, dict(k=k, max_new_tokens=max_new_tokens, batch_size=batch_size, **options))
+    config = resolve_config(
+        InterpretationConfig, None, dict(k=k, max_new_tokens=max_new_tokens, batch_size=batch_size, **options)
+    )
     return generate_interpretations(model, vectors, interpretation_prompt, config, fwd_hooks=fwd_hooks).texts
 
 
@@ -294,7 +281,9 @@ def _check_pairs(model: HookedTransformer, pairs: Any, seq_len: int) -> list[tup
     out = []
     for pair in pairs:
         if len(pair) != 2:
-            raise InvalidArgumentError(f"each item of tokens_to_interpret must be (layer, token), got {pair!r}")
+            raise InvalidArgumentError(
+                f"each item of tokens_to_interpret must be (layer, token), got {pair!r}"
+            )
         layer, token = pair
         out.append((check_layer(model, layer), check_positions([token], seq_len)[0]))
     return out
@@ -346,8 +335,10 @@ def interpret(
         >>> list(df[["layer", "token"]].itertuples(index=False, name=None))
         [(1, 6), (2, 0)]
     """
-    config = _resolve_config(
-        None, dict(k=k, max_new_tokens=max_new_tokens, batch_size=batch_size, relevancy=relevancy, **options)
+    config = resolve_config(
+        InterpretationConfig,
+        None,
+        dict(k=k, max_new_tokens=max_new_tokens, batch_size=batch_size, relevancy=relevancy, **options),
     ).validate(model)
     prompt = _resolve_prompt(model, interpretation_prompt)
     ids = prompt_tokens(model, original_prompt)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -14,39 +13,21 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
+from selfie_tl.config import ConfigMixin, resolve_config  # noqa: F401  (re-exported for the loops)
 from selfie_tl.control.edits import MLPEdit, check_edit_layer, fingerprint
 from selfie_tl.errors import InvalidArgumentError, PromptError, TrainingError
 from selfie_tl.hooks import check_positions, prompt_tokens
 
 
-class ConfigMixin:
-    """``to_dict`` / ``from_dict`` for the config dataclasses (unknown keys raise)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]):
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise InvalidArgumentError(f"unknown {cls.__name__} keys {unknown}; allowed: {sorted(names)}")
-        return cls(**data)
-
-
-def resolve_config(cls, config, overrides: dict[str, Any]):
-    """A copy of ``config`` (or the defaults) with keyword overrides applied."""
-    base = dataclasses.replace(config) if config is not None else cls()
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise TypeError(f"unexpected keyword arguments {unknown}; options are {sorted(names)}")
-    return dataclasses.replace(base, **overrides)
-
-
 def check_positive(name: str, value: Any, *, integer: bool = False, allow_zero: bool = False) -> None:
     ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
-    if isinstance(value, bool) or not ok_type or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+    if (
+        isinstance(value, bool)
+        or not ok_type
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and not allow_zero)
+    ):
         kind = "an int" if integer else "a finite number"
         raise InvalidArgumentError(f"{name} must be {kind} {'>=' if allow_zero else '>'} 0, got {value!r}")
 
@@ -151,7 +132,11 @@ def block_cache(
     xs, hs, owner, toks = [], [], [], []
     for index, (prompt, positions) in enumerate(items):
         ids = prompt_tokens(model, prompt)
-        pos = list(range(len(ids))) if isinstance(positions, str) and positions == "all" else check_positions(positions, len(ids))
+        pos = (
+            list(range(len(ids)))
+            if isinstance(positions, str) and positions == "all"
+            else check_positions(positions, len(ids))
+        )
         _, cache = model.run_with_cache(
             ids[None].to(model.cfg.device), names_filter=lambda n: n in (read, write), stop_at_layer=layer
         )
@@ -199,7 +184,11 @@ class NanGuard:
         params_ok = all(bool(torch.isfinite(p).all()) for p in self.edit.parameters())
         if not bool(torch.isfinite(loss)) or not params_ok:
             self.edit.load_state_dict(self.snapshot)
-            what = f"loss became {loss.item()}" if not bool(torch.isfinite(loss)) else "a parameter became non-finite"
+            what = (
+                f"loss became {loss.item()}"
+                if not bool(torch.isfinite(loss))
+                else "a parameter became non-finite"
+            )
             raise TrainingError(
                 f"training diverged at step {step}: {what}; the edit was restored to its last finite "
                 "state. Lower the learning rate or the preservation weight beta."

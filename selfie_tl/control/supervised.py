@@ -27,7 +27,6 @@ from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from selfie_tl.control._common import (
-    BlockCache,
     ConfigMixin,
     ControlResult,
     NanGuard,

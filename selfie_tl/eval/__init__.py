@@ -17,7 +17,12 @@ from selfie_tl.eval.attributes import (
     subject_last_token,
     subject_vectors,
 )
-from selfie_tl.eval.data import load_ethical_override, load_harmful_behaviors, load_known_facts, shared_data_dir
+from selfie_tl.eval.data import (
+    load_ethical_override,
+    load_harmful_behaviors,
+    load_known_facts,
+    shared_data_dir,
+)
 from selfie_tl.eval.facts import attribute_match, fact_completion, normalize
 from selfie_tl.eval.prompts_compare import compare_prompts
 from selfie_tl.eval.report import best_layers, format_table, plot_accuracy, selfie_vs_control, summarize

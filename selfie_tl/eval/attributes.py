@@ -44,6 +44,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
+from selfie_tl.config import ConfigMixin
 from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.eval.facts import attribute_match, normalize
 from selfie_tl.eval.templates import RELATION, identity_prompt, template_names, template_prompt
@@ -61,7 +62,7 @@ ROW_COLUMNS = [
 
 
 @dataclass
-class AttributeEvalConfig:
+class AttributeEvalConfig(ConfigMixin):
     """Settings of :func:`evaluate_attributes`.
 
     Attributes:
@@ -97,19 +98,6 @@ class AttributeEvalConfig:
     seed: int = 0
     verbose: bool = True
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON dict of the settings."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AttributeEvalConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise :class:`InvalidArgumentError`."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise InvalidArgumentError(f"unknown AttributeEvalConfig keys {unknown}; allowed: {sorted(names)}")
-        return cls(**data)
-
     def resolved_layers(self, model: HookedTransformer) -> list[int]:
         """The layers to evaluate, validated against ``model``."""
         layers = self.layers if self.layers is not None else list(range(0, model.cfg.n_layers + 1, 3))
@@ -122,12 +110,20 @@ class AttributeEvalConfig:
         self.resolved_layers(model)
         bad = [m for m in self.methods if m not in METHODS]
         if bad or not self.methods:
-            raise InvalidArgumentError(f"methods must be a non-empty subset of {list(METHODS)}, got {self.methods}")
+            raise InvalidArgumentError(
+                f"methods must be a non-empty subset of {list(METHODS)}, got {self.methods}"
+            )
         bad = [t for t in self.templates if t not in template_names()]
         if bad or not self.templates:
             raise InvalidArgumentError(f"unknown templates {bad}; choose from {template_names()}")
         check_layer(model, self.k, injection=True)
-        for name in ("max_new_tokens", "batch_size", "logit_lens_k", "patchscope_max_new_tokens", "n_bootstrap"):
+        for name in (
+            "max_new_tokens",
+            "batch_size",
+            "logit_lens_k",
+            "patchscope_max_new_tokens",
+            "n_bootstrap",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InvalidArgumentError(f"{name} must be an int >= 1, got {value!r}")
@@ -290,7 +286,9 @@ def evaluate_attributes(
         )  # fmt: skip
     rows: list[dict[str, Any]] = []
 
-    def add(i: int, method: str, template: str | None, layer: int, output: str, first: bool | None = None) -> None:
+    def add(
+        i: int, method: str, template: str | None, layer: int, output: str, first: bool | None = None
+    ) -> None:
         hit = attribute_match(output, facts.at[i, "attribute"])
         rows.append({**base[i], "method": method, "template": template, "layer": layer, "output": output,
                      "correct": hit, "first_token_hit": first})  # fmt: skip
@@ -359,7 +357,9 @@ def _count_work(config: AttributeEvalConfig, n_facts: int, layers: list[int]) ->
     return per_layer * n_facts * len(layers)
 
 
-def _template_groups(tokenizer: Any, facts: pd.DataFrame, name: str) -> list[tuple[InterpretationPrompt, list[int]]]:
+def _template_groups(
+    tokenizer: Any, facts: pd.DataFrame, name: str
+) -> list[tuple[InterpretationPrompt, list[int]]]:
     """(prompt, fact indices) pairs: one group for a fixed template, one per relation
     template for ``relation``."""
     if name != RELATION:

@@ -46,7 +46,7 @@ def summarize(rows: pd.DataFrame, n_bootstrap: int = 1000, seed: int = 0) -> pd.
     for (method, layer), group in rows.groupby(["method", "layer"], sort=True):
         hits = group["correct"].astype(bool).to_numpy()
         acc, lo, hi = bootstrap_ci(hits, n_bootstrap, seed)
-        known = group[group["model_knows"] == True] if "model_knows" in group else group.iloc[:0]  # noqa: E712
+        known = group[group["model_knows"] == True] if "model_knows" in group else group.iloc[:0]
         first = group["first_token_hit"].dropna() if "first_token_hit" in group else pd.Series(dtype=float)
         out.append(
             {

@@ -150,7 +150,7 @@ def relation_prompt(tokenizer: Any, template: str, n_placeholders: int = N_SLOTS
     if template.count("{}") != 1:
         raise PromptError(f"relation template must contain exactly one '{{}}', got {template!r}")
     before, after = template.split("{}")
-    after = after[1:] if after.startswith(" ") else after  # "_ " already ends in a space
+    after = after.removeprefix(" ")  # "_ " already ends in a space
     return plain_prompt(tokenizer, before, after, n_placeholders)
 
 
