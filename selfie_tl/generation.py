@@ -10,6 +10,7 @@ which the relevancy score reuses.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from selfie_tl.errors import InvalidArgumentError
+from selfie_tl.fast_attention import fast_decode_attention, init_decode_cache
 from selfie_tl.hooks import HookFn
 
 
@@ -104,6 +106,7 @@ def generate(
     top_k: int | None = None,
     top_p: float | None = None,
     generator: torch.Generator | None = None,
+    fast_attention: bool = True,
 ) -> GenerationOutput:
     """Generate up to ``max_new_tokens`` tokens for a batch of equal-length prompts.
 
@@ -120,6 +123,10 @@ def generate(
         do_sample: sample instead of greedy argmax.
         temperature, top_k, top_p: sampling controls (ignored when greedy).
         generator: a seeded ``torch.Generator`` for reproducible sampling.
+        fast_attention: for rotary models, run the cached decode steps through
+            :mod:`selfie_tl.fast_attention` (same hooks and tokens, fewer copies); installed
+            on the model only while this call runs. ``False`` uses TransformerLens' own
+            attention and KV cache throughout.
 
     Returns:
         A :class:`GenerationOutput`.
@@ -139,30 +146,36 @@ def generate(
         eos_token_ids = [] if eos is None else [eos]
     eos_ids = torch.tensor(list(eos_token_ids), dtype=torch.long, device=device)
 
-    cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, batch)
-    with model.hooks(fwd_hooks=list(prefill_hooks)):
-        resid = residual_stream(model, input_ids, cache, attention_mask)
-    logits = final_logits(model, resid[:, -1])
-
-    tokens = torch.empty(batch, 0, dtype=torch.long, device=device)
-    probs = torch.empty(batch, 0, device=device)
-    finished = torch.zeros(batch, dtype=torch.bool, device=device)
-    lengths = torch.full((batch,), -1, dtype=torch.long, device=device)
-    for step in range(max_new_tokens):
-        logits = logits.float()
-        choice = _choose(logits, do_sample, temperature, top_k, top_p, generator)
-        # Finished rows keep emitting their EOS so the batch stays rectangular.
-        choice = torch.where(finished, tokens[:, -1] if step else choice, choice)
-        prob = logits.softmax(dim=-1).gather(-1, choice[:, None])
-        tokens = torch.cat([tokens, choice[:, None]], dim=1)
-        probs = torch.cat([probs, prob], dim=1)
-        hit_eos = torch.isin(choice, eos_ids) & ~finished
-        lengths = torch.where(hit_eos, torch.tensor(step, device=device), lengths)
-        finished |= hit_eos
-        if bool(finished.all()) or step == max_new_tokens - 1:
-            break
-        resid = residual_stream(model, choice[:, None], cache)
+    if fast_attention:
+        cache = init_decode_cache(model, batch, input_ids.shape[1] + max_new_tokens)
+        scope = fast_decode_attention(model)
+    else:
+        cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, batch)
+        scope = contextlib.nullcontext()
+    with scope:
+        with model.hooks(fwd_hooks=list(prefill_hooks)):
+            resid = residual_stream(model, input_ids, cache, attention_mask)
         logits = final_logits(model, resid[:, -1])
+
+        tokens = torch.empty(batch, 0, dtype=torch.long, device=device)
+        probs = torch.empty(batch, 0, device=device)
+        finished = torch.zeros(batch, dtype=torch.bool, device=device)
+        lengths = torch.full((batch,), -1, dtype=torch.long, device=device)
+        for step in range(max_new_tokens):
+            logits = logits.float()
+            choice = _choose(logits, do_sample, temperature, top_k, top_p, generator)
+            # Finished rows keep emitting their EOS so the batch stays rectangular.
+            choice = torch.where(finished, tokens[:, -1] if step else choice, choice)
+            prob = logits.softmax(dim=-1).gather(-1, choice[:, None])
+            tokens = torch.cat([tokens, choice[:, None]], dim=1)
+            probs = torch.cat([probs, prob], dim=1)
+            hit_eos = torch.isin(choice, eos_ids) & ~finished
+            lengths = torch.where(hit_eos, torch.tensor(step, device=device), lengths)
+            finished |= hit_eos
+            if bool(finished.all()) or step == max_new_tokens - 1:
+                break
+            resid = residual_stream(model, choice[:, None], cache)
+            logits = final_logits(model, resid[:, -1])
     lengths = torch.where(lengths < 0, torch.tensor(tokens.shape[1], device=device), lengths)
     return GenerationOutput(tokens=tokens, probs=probs, lengths=lengths.tolist())
 
