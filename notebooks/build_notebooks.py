@@ -389,10 +389,11 @@ Here: the logit-lens probability of " Rome" at the last position, layer by layer
 ids = torch.tensor(tok(source_prompt).input_ids)[None]
 rome, paris = tok(" Rome").input_ids[0], tok(" Paris").input_ids[0]
 
+@torch.no_grad()
 def lens(cache):
     resid, labels = cache.accumulated_resid(pos_slice=-1, apply_ln=True, return_labels=True)
     probs = (resid[:, 0] @ model.W_U).softmax(-1)
-    return probs[:, rome], probs[:, paris], labels
+    return probs[:, rome].tolist(), probs[:, paris].tolist(), labels
 
 _, base_cache = model.run_with_cache(ids)
 with model.hooks(fwd_hooks=res.edit.fwd_hooks()):
@@ -400,7 +401,7 @@ with model.hooks(fwd_hooks=res.edit.fwd_hooks()):
 b_rome, b_paris, labels = lens(base_cache)
 e_rome, e_paris, _ = lens(edit_cache)
 pd.DataFrame({"p(Rome) base": b_rome, "p(Rome) edited": e_rome, "p(Paris) base": b_paris,
-              "p(Paris) edited": e_paris}, index=labels).iloc[::4].round(3)
+              "p(Paris) edited": e_paris}, index=labels).iloc[-8:].round(3)  # the last 8 layers
 """),
     md("""
 ## Save, share, load
@@ -510,6 +511,18 @@ res.history_frame()[["step", "mean_reward", "n_negative", "n", "loss", "preserva
     code("""
 for row in (res.history[0], res.history[-1]):
     print(f"step {row['step']}:", row["samples"])
+"""),
+    md("""
+**What happened.** Only two of the 29 token embeddings (` fraudulent`, ` fraud`) get an
+interpretation that the keyword rule flags, so the mean reward starts at -2/29. At this
+learning rate six steps do not move those two embeddings far enough to change their
+interpretations, and the responses below are (nearly) unchanged. Larger steps do change
+them, but on this 135M model the reference facts' embeddings then move a lot too: in one
+run with `lr=0.2` the flagged interpretations were gone after two steps while the
+preservation term jumped from 0.5 to over 100 (the model was broken). The mechanism works
+(see the unit tests: the gradient follows the formula, rewards of -1 shrink embeddings);
+a useful edit on a model this small needs a better reward than two keywords. The numbers
+over the whole harmful-behaviour file are in the README.
 """),
     md("""
 ## Responses before and after, on requests the edit was not trained on

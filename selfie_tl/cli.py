@@ -196,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "eval":
             from selfie_tl.eval.cli import run_eval
 
-            return run_eval(args)
+            run_eval(args)  # returns the summary dict, not an exit status
+            return 0
         parser.error(f"unknown command {args.command!r}")
     except (SelfieError, argparse.ArgumentTypeError) as exc:
         print(f"selfie-tl: error: {exc}", file=sys.stderr)

@@ -31,7 +31,12 @@ def test_notebook_executes(path: Path, tmp_path: Path):
 
 def test_notebooks_are_committed_with_outputs():
     nbformat = pytest.importorskip("nbformat")
-    assert {p.name for p in NOTEBOOKS} >= {"01_interpret.ipynb", "04_with_other_analyses.ipynb"}
+    assert {p.name for p in NOTEBOOKS} >= {
+        "01_interpret.ipynb",
+        "02_supervised_control.ipynb",
+        "03_reinforcement_control.ipynb",
+        "04_with_other_analyses.ipynb",
+    }
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
         code = [c for c in nb.cells if c.cell_type == "code"]

@@ -20,3 +20,14 @@ def test_default_model_attribute_extraction(default_model, shared_data):
         nxt = complete(default_model, [prefix], max_new_tokens=1)[0]
         assert row.output.split(" | ")[0] == nxt
     assert rows[rows.method == "control:summary"].output.nunique() == 1
+
+
+@pytest.mark.integration
+def test_selfie_tl_eval_command_exits_zero(default_model, shared_data, tmp_path, capsys):
+    from selfie_tl import cli
+
+    code = cli.main(["eval", "--data", str(shared_data / "known_facts.csv"), "--limit", "2", "--layers", "12",
+                     "--methods", "selfie", "--max-new-tokens", "3", "--no-fact-completion", "--quiet",
+                     "--n-bootstrap", "10", "--out", str(tmp_path)])  # fmt: skip
+    assert code == 0
+    assert (tmp_path / "summary.json").exists() and "Attribute extraction on 2 facts" in capsys.readouterr().out
