@@ -111,11 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--response-tokens", type=int, default=24)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", default=None, help="model name or path (default: the embedded SmolLM2-135M-Instruct)")
     parser.add_argument("--out", type=Path, default=RESULTS / "reinforcement_control.json")
     args = parser.parse_args(argv)
 
     torch.manual_seed(args.seed)
-    model = selfie_tl.load_model()
+    model = selfie_tl.load_model(args.model)
     requests = load_harmful_behaviors(limit=args.limit)
     train, test = requests[: args.train], requests[args.train :]
     facts = load_known_facts(limit=args.facts + args.n_refs)

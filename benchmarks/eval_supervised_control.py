@@ -213,11 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-ethics", action="store_true")
     parser.add_argument("--skip-facts", action="store_true", help="only the ethical-override part")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", default=None, help="model name or path (default: the embedded SmolLM2-135M-Instruct)")
     parser.add_argument("--out", type=Path, default=RESULTS / "supervised_control.json")
     args = parser.parse_args(argv)
 
     torch.manual_seed(args.seed)
-    model = selfie_tl.load_model()
+    model = selfie_tl.load_model(args.model)
     if args.skip_facts:
         args.pairs = args.interp_pairs = 0
         args.limit = 1
