@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    SELFIE_TL_CACHE=/tmp/stlcache python notebooks/build_notebooks.py [01|02|03|04 ...]
+    python notebooks/build_notebooks.py [01|02|03|04 ...]
 
 Each notebook is rebuilt from the cells below, executed top to bottom with nbclient on the
 embedded default model, and saved with its outputs.
@@ -45,11 +45,9 @@ This notebook runs on the embedded default model (SmolLM2-135M-Instruct) on a CP
 tools, not as findings.
 """),
     code("""
-import os
 import warnings
 
-os.environ.setdefault("SELFIE_TL_CACHE", "/tmp/stlcache")
-warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets  # converted model cache
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
 
 import pandas as pd
 import selfie_tl
@@ -152,10 +150,8 @@ All on the embedded SmolLM2-135M-Instruct on a CPU; its interpretations are roug
 the outputs as a demonstration of the plumbing.
 """),
     code("""
-import os
 import warnings
 
-os.environ.setdefault("SELFIE_TL_CACHE", "/tmp/stlcache")
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
 
 import pandas as pd
@@ -300,10 +296,8 @@ Here: make the model believe that the Eiffel Tower is the Colosseum, at the ` To
 layer 6, on the embedded SmolLM2-135M-Instruct.
 """),
     code("""
-import os
 import warnings
 
-os.environ.setdefault("SELFIE_TL_CACHE", "/tmp/stlcache")  # converted model cache
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
 
 import pandas as pd
@@ -462,10 +456,8 @@ quickly and reproducibly on the 135M default model. `JudgeReward` asks a model a
 question instead; on a model this small it is not a reliable judge (see the README).
 """),
     code("""
-import os
 import warnings
 
-os.environ.setdefault("SELFIE_TL_CACHE", "/tmp/stlcache")  # converted model cache
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
 
 import pandas as pd
