@@ -91,7 +91,7 @@ class AttributeEvalConfig(ConfigMixin):
     templates: list[str] = field(default_factory=lambda: ["summary"])
     k: int = 2
     max_new_tokens: int = 20
-    batch_size: int = 32
+    batch_size: int = 64  # 64 measured ~25% faster than 32 per interpretation on 2 CPU cores
     logit_lens_k: int = 20
     patchscope_max_new_tokens: int = 8
     n_bootstrap: int = 1000

@@ -79,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--prompts", default="summary",
                         help=f"interpretation templates, comma list of {template_names()} or 'all'")  # fmt: skip
     parser.add_argument("--k", type=int, default=2, help="SelfIE injection layer (default 2)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=64, help="interpretations generated together (default 64)")
     parser.add_argument("--max-new-tokens", type=int, default=20)
     parser.add_argument("--logit-lens-k", type=int, default=20)
     parser.add_argument("--n-bootstrap", type=int, default=1000)
