@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -185,7 +184,8 @@ def main(argv=None) -> int:
     prompt = selfie_tl.default_interpretation_prompt(model.tokenizer)
     n_tokens = len(model.tokenizer(DEMO).input_ids)
     vectors = selfie_tl.capture(model, DEMO, list(range(model.cfg.n_layers + 1)), list(range(n_tokens - 5, n_tokens)))
-    vectors = vectors.reshape(-1, model.cfg.d_model)[torch.randperm(155, generator=torch.Generator().manual_seed(0))]
+    vectors = vectors.reshape(-1, model.cfg.d_model)
+    vectors = vectors[torch.randperm(len(vectors), generator=torch.Generator().manual_seed(0))]
 
     result = {
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(),

@@ -13,7 +13,6 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from selfie_tl.config import ConfigMixin, resolve_config  # noqa: F401  (re-exported for the loops)
 from selfie_tl.control.edits import MLPEdit, check_edit_layer, fingerprint
 from selfie_tl.errors import InvalidArgumentError, PromptError, TrainingError
 from selfie_tl.hooks import check_positions, prompt_tokens

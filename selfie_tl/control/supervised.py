@@ -26,8 +26,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
+from selfie_tl.config import ConfigMixin, resolve_config
 from selfie_tl.control._common import (
-    ConfigMixin,
     ControlResult,
     NanGuard,
     block_cache,
@@ -36,7 +36,6 @@ from selfie_tl.control._common import (
     normalize_sources,
     prepare_edit,
     preservation,
-    resolve_config,
 )
 from selfie_tl.control.edits import MLPEdit, check_edit_layer
 from selfie_tl.errors import InvalidArgumentError, PromptError, VectorError
