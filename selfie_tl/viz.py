@@ -29,7 +29,6 @@ import importlib
 import math
 import os
 import sys
-import tempfile
 import textwrap
 import uuid
 from collections.abc import Mapping, Sequence
@@ -40,6 +39,7 @@ from typing import Any
 import pandas as pd
 
 from selfie_tl.errors import InvalidArgumentError
+from selfie_tl.files import check_output_path, write_text
 
 GRID_COLUMNS = ("layer", "token", "interpretation")
 """Columns every function here needs."""
@@ -776,28 +776,8 @@ def write_report(
         True
     """
     page = report_html(df, title=title, max_chars=max_chars)
-    path = Path(path)
-    if path.is_dir():
-        raise InvalidArgumentError(f"{path} is a directory; give a file name such as {path / 'report.html'}")
-    if not path.parent.exists():
-        raise InvalidArgumentError(f"directory {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(page)
-        # mkstemp makes the file private (0600); give it the mode a plain open() would.
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    path = check_output_path(path, "report")
+    return write_text(path, page)
 
 
 add_html_report = write_report

@@ -22,7 +22,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from transformer_lens import HookedTransformer
 from transformer_lens.hook_points import HookPoint
 
 from selfie_tl.errors import EditMismatchError, InvalidArgumentError, LayerOutOfRangeError
+from selfie_tl.files import atomic_path
 
 FORMAT = "selfie_tl.control.edit"
 FORMAT_VERSION = 1
@@ -315,15 +315,8 @@ class MLPEdit(nn.Module):
         except (TypeError, ValueError) as exc:
             raise InvalidArgumentError(f"edit.info must be plain JSON: {exc}") from exc
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata={_META_KEY: text})
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={_META_KEY: text})
         return path
 
 
