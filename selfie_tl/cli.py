@@ -57,7 +57,7 @@ def _add_interpret_args(p: argparse.ArgumentParser, demo: bool = False) -> None:
     p.add_argument("--k", type=int, default=2, help="injection layer (default 2)")
     p.add_argument("--max-new-tokens", type=int, default=25, help="tokens per interpretation (default 25)")
     p.add_argument("--batch-size", type=int, default=16, help="interpretations generated together (default 16)")
-    p.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template (user turn)")
+    p.add_argument("--chat", action="store_true", help="wrap the prompt as a user turn of the model's chat format (no system message)")
     p.add_argument("--interpretation-prompt", default=None, metavar="TEXT",
                    help="custom interpretation prompt; each '{}' marks one placeholder slot, e.g. "
                    "'Message: {}{}{}{}{}\\nSummary:' (default: the paper's summary prompt)")  # fmt: skip
@@ -103,18 +103,11 @@ def _optional_subcommands():
 
 
 def _interpretation_prompt(model, args):
-    from selfie_tl.prompts import PLACEHOLDER, InterpretationPrompt
+    from selfie_tl.prompts import as_prompt
 
     if args.interpretation_prompt is None:
         return None
-    pieces = args.interpretation_prompt.replace("\\n", "\n").split("{}")
-    parts: list = []
-    for i, piece in enumerate(pieces):
-        if piece:
-            parts.append(piece)
-        if i < len(pieces) - 1:
-            parts.append(PLACEHOLDER)
-    return InterpretationPrompt(model.tokenizer, tuple(parts))
+    return as_prompt(model.tokenizer, args.interpretation_prompt.replace("\\n", "\n"))
 
 
 def _format_table(df) -> str:
@@ -137,9 +130,9 @@ def run_interpret(args: argparse.Namespace, prompt: str) -> int:
     start = time.perf_counter()
     model = load_model(args.model, verbose=not args.quiet)
     if args.chat:
-        prompt = model.tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-        )
+        from selfie_tl.prompts import chat_text
+
+        prompt = chat_text(model.tokenizer, prompt)
     n_tokens = len(prompt_tokens(model, prompt))
     layers = parse_index_spec(args.layers, model.cfg.n_layers + 1, "layer")
     tokens = parse_index_spec(args.tokens, n_tokens, "token")

@@ -32,7 +32,7 @@ from selfie_tl.hooks import (
     injection_hooks,
     prompt_tokens,
 )
-from selfie_tl.prompts import InterpretationPrompt, default_interpretation_prompt
+from selfie_tl.prompts import InterpretationPrompt, as_prompt
 from selfie_tl.relevancy import PromptBaseline, baseline_probs, relevancy_scores
 
 RESULT_COLUMNS = [
@@ -125,16 +125,6 @@ class InterpretationBatch:
     relevancy: list[list[float]] | None = field(default=None, repr=False)
 
 
-def _resolve_prompt(
-    model: HookedTransformer, prompt: InterpretationPrompt | Sequence | None
-) -> InterpretationPrompt:
-    if prompt is None:
-        return default_interpretation_prompt(model.tokenizer)
-    if isinstance(prompt, InterpretationPrompt):
-        return prompt
-    return InterpretationPrompt(model.tokenizer, tuple(prompt))
-
-
 def generate_interpretations(
     model: HookedTransformer,
     vectors: Float[Tensor, "n d_model"],
@@ -169,7 +159,7 @@ def generate_interpretations(
         (2, True)
     """
     config = resolve_config(InterpretationConfig, config, options).validate(model)
-    prompt = _resolve_prompt(model, interpretation_prompt)
+    prompt = as_prompt(model.tokenizer, interpretation_prompt)
     vectors = check_vectors(model, vectors)
     generator = None
     if config.seed is not None:
@@ -340,7 +330,7 @@ def interpret(
         None,
         dict(k=k, max_new_tokens=max_new_tokens, batch_size=batch_size, relevancy=relevancy, **options),
     ).validate(model)
-    prompt = _resolve_prompt(model, interpretation_prompt)
+    prompt = as_prompt(model.tokenizer, interpretation_prompt)
     ids = prompt_tokens(model, original_prompt)
     if isinstance(original_prompt, str) and not original_prompt.strip():
         raise InvalidArgumentError(f"original_prompt is blank ({original_prompt!r}); give some text")

@@ -59,6 +59,41 @@ def tiny_tokenizer():
     return tokenizer
 
 
+def tiny_bpe_tokenizer():
+    """A GPT-2-style byte-level BPE tokenizer with a few merges, for placeholder tests.
+
+    Pre-tokenizes like GPT-2 (words keep their leading space) and merges a space into a
+    following ``_`` (``" _"`` is one token) and ``"("`` into ``"_"``, the cases where
+    placeholder positions are easy to get wrong. No chat format, no BOS.
+
+    Example:
+        >>> tok = tiny_bpe_tokenizer()
+        >>> [tok.decode([i]) for i in tok("The word _ means").input_ids]
+        ['The', ' word', ' _', ' means']
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    symbols = _bytes_to_unicode()
+    vocab = {sym: i for i, sym in enumerate(symbols)}
+    space = symbols[ord(" ")]
+    words = ["The", "word", "means", "Tell", "me", "about", "Message", "message", "is"]
+    merges: list[tuple[str, str]] = [(space, "_"), ("(", "_")]
+    for word in words:
+        merges += [(word[: end - 1], word[end - 1]) for end in range(2, len(word) + 1)]
+        merges.append((space, word))
+    for left, right in merges:
+        vocab.setdefault(left + right, len(vocab))
+    merges = list(dict.fromkeys(merges))
+    vocab["<|endoftext|>"] = len(vocab)
+    core = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    core.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core, eos_token="<|endoftext|>", pad_token="<|endoftext|>"
+    )
+
+
 def _bytes_to_unicode() -> list[str]:
     # GPT-2's reversible byte -> printable-unicode table, listed in byte order.
     printable = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + list(range(0xAE, 0xFF + 1))

@@ -4,10 +4,14 @@ from selfie_tl.errors import PromptError
 from selfie_tl.prompts import (
     PLACEHOLDER,
     InterpretationPrompt,
+    as_prompt,
+    chat_parts,
+    chat_text,
     default_interpretation_prompt,
+    is_chatml,
     tokenize,
 )
-from selfie_tl.testing import tiny_tokenizer
+from selfie_tl.testing import SPECIAL_TOKENS, tiny_bpe_tokenizer, tiny_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -15,22 +19,143 @@ def tok():
     return tiny_tokenizer()
 
 
-def test_positions_are_where_the_tokenized_length_grows(tok):
-    parts = ("ab", 0, "cd", 0, 0, "ef")
-    prompt = InterpretationPrompt(tok, parts)
-    # Rebuild by hand: each placeholder appends "_ " and owns the new token indices.
+def _reference_rule(tok, parts):
+    """The published code's rule, written out independently of selfie_tl."""
     text, expected = "", []
     for part in parts:
         if part == PLACEHOLDER:
-            before = len(tok(text).input_ids)
+            before = len(tok(text).input_ids) if text else 0
             text += "_ "
             expected += list(range(before, len(tok(text).input_ids)))
         else:
             text += part
+    return text, expected
+
+
+def test_reference_rule_is_where_the_tokenized_length_grows(tok):
+    parts = ("ab", 0, "cd", 0, 0, "ef")
+    prompt = InterpretationPrompt(tok, parts, position_rule="reference")
+    text, expected = _reference_rule(tok, parts)
     assert prompt.text == text == "ab_ cd_ _ ef"
     assert prompt.placeholder_positions == expected == [2, 3, 6, 7, 8, 9]
     assert prompt.input_ids.tolist() == tok(text).input_ids
     assert len(prompt) == len(prompt.input_ids)
+
+
+# Prompts users write: chat and plain; placeholder after a space, before punctuation, at the
+# start, single and repeated.
+TABLE = [
+    ("The word ", 0, "means"),
+    ("Message: ", 0, 0, 0, "\nThe message is about"),
+    ("Tell me about ", 0, 0, 0, 0, 0),
+    (0, 0, " is"),
+    ("x(", 0, ")."),
+    ("cat -> cat; ", 0, "->"),
+    ("Q:", 0, "?"),
+    ("a ", 0, " b ", 0, 0, " c"),
+    ("<|im_start|>user\nWhat is ", 0, 0, 0, "?<|im_end|>\n<|im_start|>assistant\nIt is"),
+    ("<|im_start|>user\n", 0, 0, 0, 0, 0, "<|im_end|>\n<|im_start|>assistant\nSure, I will summarize the message:"),
+]
+
+
+TOKENIZERS = {"bytes": tiny_tokenizer, "bpe": tiny_bpe_tokenizer}
+
+
+@pytest.fixture(scope="module", params=list(TOKENIZERS))
+def any_tok(request):
+    return TOKENIZERS[request.param]()
+
+
+# ChatML text only with the tokenizer that has ChatML tokens
+CASES = [(name, parts) for name in TOKENIZERS for parts in TABLE if name == "bytes" or "<|im_start|>" not in str(parts[0])]
+
+
+@pytest.mark.parametrize("tok_name, parts", CASES, ids=lambda p: repr(p)[:40])
+def test_offsets_rule_puts_every_vector_on_placeholder_text(tok_name, parts):
+    any_tok = TOKENIZERS[tok_name]()
+    prompt = InterpretationPrompt(any_tok, parts)
+    decoded = [any_tok.decode([i]) for i in prompt.input_ids.tolist()]
+    chosen = [decoded[i] for i in prompt.placeholder_positions]
+    n_slots = sum(1 for p in parts if p == PLACEHOLDER)
+    # every "_" of the prompt is written over, and nothing that holds none but whitespace
+    assert "".join(chosen).count("_") == n_slots
+    others = [t for i, t in enumerate(decoded) if i not in prompt.placeholder_positions]
+    assert not any("_" in t for t in others if t not in SPECIAL_TOKENS)
+    for token in chosen:
+        assert token.strip() in {"_", "(_"} or (token.strip() == "" and token == " ")
+
+
+def test_offsets_rule_on_gpt2_style_merges():
+    tok = tiny_bpe_tokenizer()
+    # " _" is one token: the published rule lands one token off, the offsets rule does not
+    cases = {
+        ("The word ", 0, "means"): ([2], [3]),
+        ("Message: ", 0, 0, 0, "\nThe"): ([2, 3, 4, 5], [3, 4, 5]),
+        ("Tell me about ", 0, 0, 0, 0, 0): ([3, 4, 5, 6, 7, 8], [4, 5, 6, 7, 8]),
+        ("x(", 0, ")."): ([1, 2], [2]),
+    }
+    for parts, (offsets, reference) in cases.items():
+        assert InterpretationPrompt(tok, parts).placeholder_positions == offsets, parts
+        got = InterpretationPrompt(tok, parts, position_rule="reference").placeholder_positions
+        assert got == reference == _reference_rule(tok, parts)[1], parts
+
+
+def test_rules_agree_on_chat_default_prompts_only(any_tok):
+    parts = default_interpretation_prompt(any_tok).parts
+    offsets = InterpretationPrompt(any_tok, parts).placeholder_positions
+    reference = InterpretationPrompt(any_tok, parts, position_rule="reference").placeholder_positions
+    if is_chatml(any_tok):
+        assert offsets == reference
+    else:  # "Message: _ _ ...": the published rule misses the first " _"
+        assert parts[0] == "Message: " and offsets[0] == reference[0] - 1
+
+
+def test_bad_position_rule(tok):
+    with pytest.raises(PromptError, match="position_rule must be one of"):
+        InterpretationPrompt(tok, ("a", 0), position_rule="nearest")
+
+
+def test_tokenizer_without_offsets_falls_back_to_decoding(tok):
+    class NoOffsets:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __call__(self, text, return_offsets_mapping=False):
+            if return_offsets_mapping:
+                raise NotImplementedError
+            return self.inner(text)
+
+        def decode(self, ids):
+            return self.inner.decode(ids)
+
+    bpe = tiny_bpe_tokenizer()
+    parts = ("Tell me about ", 0, 0, "!")
+    assert (
+        InterpretationPrompt(NoOffsets(bpe), parts).placeholder_positions
+        == InterpretationPrompt(bpe, parts).placeholder_positions
+    )
+
+
+def test_as_prompt_coerces_every_form(tok):
+    base = InterpretationPrompt(tok, ("Say ", 0, "!"))
+    assert as_prompt(tok, base) is base
+    assert as_prompt(tok, ("Say ", 0, "!")) == base
+    assert as_prompt(tok, ["Say ", 0, "!"]) == base
+    assert as_prompt(tok, "Say {}!") == base
+    assert as_prompt(tok, None) == default_interpretation_prompt(tok)
+    with pytest.raises(PromptError, match="needs at least one"):
+        as_prompt(tok, "no slot")
+    with pytest.raises(PromptError, match="got int"):
+        as_prompt(tok, 3)
+
+
+def test_chat_text_and_parts_share_one_shape(tok):
+    assert chat_text(tok, "hi", "yo") == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nyo"
+    plain = tiny_bpe_tokenizer()
+    assert chat_text(plain, "hi", "yo") == "User: hi\nAssistant: yo"
+    assert chat_parts(plain, "Who is ", "?", "It is", 2) == ("User: Who is ", 0, 0, "?\nAssistant: It is")
+    with pytest.raises(PromptError, match="no chat template"):
+        chat_text(plain, "hi", plain_fallback=False)
 
 
 def test_placeholder_tokens_are_the_placeholder_text(tok):
@@ -73,10 +198,10 @@ def test_from_chat_with_system(tok):
 def test_from_chat_errors(tok):
     with pytest.raises(PromptError, match="n_placeholders"):
         InterpretationPrompt.from_chat(tok, n_placeholders=0)
-    plain = tiny_tokenizer()
-    plain.chat_template = None
     with pytest.raises(PromptError, match="no chat template"):
-        InterpretationPrompt.from_chat(plain)
+        InterpretationPrompt.from_chat(tiny_bpe_tokenizer())
+    fallback = InterpretationPrompt.from_chat(tiny_bpe_tokenizer(), "Who is ", "?", "It is", 2, plain_fallback=True)
+    assert fallback.text == "User: Who is _ _ ?\nAssistant: It is"
 
 
 def test_default_prompt_is_the_papers_summary_prompt(tok):

@@ -40,13 +40,15 @@ from selfie_tl.control.rewards import Reward, check_rewards
 from selfie_tl.errors import InvalidArgumentError, PromptError
 from selfie_tl.hooks import check_layer
 from selfie_tl.interpret import generate_interpretations
-from selfie_tl.prompts import PLACEHOLDER, InterpretationPrompt
+from selfie_tl.prompts import N_PLACEHOLDERS, InterpretationPrompt, as_prompt, default_interpretation_prompt
 
 MATERIALS_REPLY = "Sure, the materials mentioned in the message are:"
 """The assistant prefix of the paper's reinforcement-control interpretation prompt."""
 
 
-def materials_prompt(tokenizer: Any, reply: str = MATERIALS_REPLY, n_placeholders: int = 5) -> InterpretationPrompt:
+def materials_prompt(
+    tokenizer: Any, reply: str = MATERIALS_REPLY, n_placeholders: int = N_PLACEHOLDERS
+) -> InterpretationPrompt:
     """The paper's "...materials mentioned in the message are:" interpretation prompt.
 
     ChatML tokenizers get the same shape as
@@ -57,13 +59,11 @@ def materials_prompt(tokenizer: Any, reply: str = MATERIALS_REPLY, n_placeholder
         >>> materials_prompt(tiny_tokenizer()).text.endswith("mentioned in the message are:")
         True
     """
-    slots = [PLACEHOLDER] * n_placeholders
-    vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
-    if "<|im_start|>" in vocab and "<|im_end|>" in vocab:
-        return InterpretationPrompt(tokenizer, ("<|im_start|>user\n", *slots, f"<|im_end|>\n<|im_start|>assistant\n{reply}"))
-    if getattr(tokenizer, "chat_template", None):
-        return InterpretationPrompt.from_chat(tokenizer, assistant_prefix=reply, n_placeholders=n_placeholders)
-    return InterpretationPrompt(tokenizer, ("Message: ", *slots, f"\n{reply}"))
+    if n_placeholders == N_PLACEHOLDERS:
+        return default_interpretation_prompt(tokenizer, reply)
+    return InterpretationPrompt.from_chat(
+        tokenizer, assistant_prefix=reply, n_placeholders=n_placeholders, plain_fallback=True
+    )
 
 
 @dataclass
@@ -192,12 +192,11 @@ def reinforcement_control(
         raise PromptError("prompts and reference_texts must be non-empty strings")
     if edit is not None and edit.is_attached:
         raise InvalidArgumentError("detach the edit before training it")
-    if interpretation_prompt is None:
-        interp = materials_prompt(model.tokenizer)
-    elif isinstance(interpretation_prompt, InterpretationPrompt):
-        interp = interpretation_prompt
-    else:
-        interp = InterpretationPrompt(model.tokenizer, tuple(interpretation_prompt))
+    interp = (
+        materials_prompt(model.tokenizer)
+        if interpretation_prompt is None
+        else as_prompt(model.tokenizer, interpretation_prompt)
+    )
     src = block_cache(model, [(p, "all") for p in prompt_list], layer)
     ref = block_cache(model, [(t, "all") for t in reference_texts], layer) if reference_texts else None
     edit = prepare_edit(model, layer, edit, config.rank, config.bias, config.seed)

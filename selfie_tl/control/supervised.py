@@ -40,7 +40,7 @@ from selfie_tl.control._common import (
 from selfie_tl.control.edits import MLPEdit, check_edit_layer
 from selfie_tl.errors import InvalidArgumentError, PromptError, VectorError
 from selfie_tl.hooks import check_layer, injection_hook
-from selfie_tl.prompts import InterpretationPrompt, default_interpretation_prompt, tokenize
+from selfie_tl.prompts import InterpretationPrompt, as_prompt, tokenize
 
 OBJECTIVES = ("embedding", "interpretation")
 
@@ -235,12 +235,7 @@ def supervised_control(
             raise PromptError(f"the interpretation objective needs non-empty target text(s), got {target!r}")
         if len(texts) not in (1, len(items)):
             raise InvalidArgumentError(f"got {len(texts)} target texts for {len(items)} source prompts")
-        if interpretation_prompt is None:
-            prompt = default_interpretation_prompt(model.tokenizer)
-        elif isinstance(interpretation_prompt, InterpretationPrompt):
-            prompt = interpretation_prompt
-        else:
-            prompt = InterpretationPrompt(model.tokenizer, tuple(interpretation_prompt))
+        prompt = as_prompt(model.tokenizer, interpretation_prompt)
     edit = prepare_edit(model, layer, edit, config.rank, config.bias, config.seed)
     if config.objective == "interpretation":
         interp_loss = _InterpretationLoss(model, edit, prompt, texts, src.owner, config.k)

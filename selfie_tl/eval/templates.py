@@ -1,12 +1,7 @@
-"""Interpretation-prompt templates for the evaluation, with placeholder positions located
-from the tokenizer's character offsets.
+"""Interpretation-prompt templates for the evaluation.
 
-:class:`~selfie_tl.prompts.InterpretationPrompt` counts placeholder tokens by tokenizing
-text prefixes. With BPE tokenizers that merge a leading space into the next word (SmolLM2,
-GPT-2), a prefix ending in a space tokenizes differently from the full text, and the
-counted positions can be off by one (``"Where is _ _ _"``: the first ``" _"`` is missed and
-the following token is overwritten instead). :func:`repair_placeholder_positions` recomputes
-them from offsets, so the evaluation injects exactly where the ``_`` tokens are.
+Placeholder positions come from :class:`~selfie_tl.prompts.InterpretationPrompt` (character
+offsets), the same rule as everywhere else in selfie_tl.
 
 Templates (``TEMPLATES``) are functions ``tokenizer -> InterpretationPrompt``; the
 ``relation`` template is special: it is built per fact from the fact's own relation
@@ -19,88 +14,18 @@ from collections.abc import Callable
 from typing import Any
 
 from selfie_tl.errors import InvalidArgumentError, PromptError
-from selfie_tl.prompts import PLACEHOLDER, PLACEHOLDER_TEXT, SUMMARY_REPLY, InterpretationPrompt
+from selfie_tl.prompts import PLACEHOLDER, SUMMARY_REPLY, InterpretationPrompt, chat_parts
 
 N_SLOTS = 5
-
-
-def _placeholder_spans(parts: tuple) -> list[tuple[int, int]]:
-    spans, pos = [], 0
-    for part in parts:
-        if isinstance(part, str):
-            pos += len(part)
-        else:
-            spans.append((pos, pos + len(PLACEHOLDER_TEXT)))
-            pos += len(PLACEHOLDER_TEXT)
-    return spans
-
-
-def placeholder_positions_from_offsets(tokenizer: Any, parts: tuple) -> list[int]:
-    """Token positions of the placeholders of ``parts``, from character offsets.
-
-    A token is a placeholder token when it contains a placeholder's ``_`` or lies entirely
-    inside a placeholder's ``"_ "`` text (the trailing space, when it is its own token).
-
-    Raises:
-        PromptError: the tokenizer gives no offsets, or a placeholder maps to no token.
-
-    Example:
-        >>> from selfie_tl.testing import tiny_tokenizer
-        >>> placeholder_positions_from_offsets(tiny_tokenizer(), ("ab", 0, "c"))
-        [2, 3]
-    """
-    text = "".join(p if isinstance(p, str) else PLACEHOLDER_TEXT for p in parts)
-    try:
-        offsets = tokenizer(text, return_offsets_mapping=True)["offset_mapping"]
-    except (NotImplementedError, TypeError, KeyError) as exc:
-        raise PromptError("the tokenizer gives no offset mapping (needs a fast tokenizer)") from exc
-    spans = _placeholder_spans(parts)
-    positions = []
-    for i, (s, e) in enumerate(offsets):
-        if e <= s:
-            continue
-        has_mark = any(s <= a < e for a, _ in spans)
-        inside = any(a <= s and e <= b for a, b in spans)
-        if has_mark or inside:
-            positions.append(i)
-    for a, _ in spans:
-        if not any(offsets[i][0] <= a < offsets[i][1] for i in positions):
-            raise PromptError(f"placeholder at character {a} of {text!r} maps to no token")
-    return positions
-
-
-def repair_placeholder_positions(prompt: InterpretationPrompt) -> InterpretationPrompt:
-    """Return ``prompt`` with ``placeholder_positions`` recomputed from offsets.
-
-    A no-op when the prompt's own positions are already right or the tokenizer has no
-    offsets.
-
-    Example:
-        >>> from selfie_tl.testing import tiny_tokenizer
-        >>> p = repair_placeholder_positions(InterpretationPrompt(tiny_tokenizer(), ("x", 0)))
-        >>> p.placeholder_positions
-        [1, 2]
-    """
-    try:
-        fixed = placeholder_positions_from_offsets(prompt.tokenizer, prompt.parts)
-    except PromptError:
-        return prompt
-    if fixed != prompt.placeholder_positions and max(fixed) < len(prompt.input_ids):
-        object.__setattr__(prompt, "placeholder_positions", fixed)
-    return prompt
-
-
-def _is_chatml(tokenizer: Any) -> bool:
-    vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
-    return "<|im_start|>" in vocab and "<|im_end|>" in vocab
 
 
 def chat_prompt(
     tokenizer: Any, before: str, after: str, assistant: str = "", n_placeholders: int = N_SLOTS
 ) -> InterpretationPrompt:
     """A user turn ``before + "_ " * n + after`` and an assistant reply starting with
-    ``assistant`` (ChatML without a system turn when the tokenizer has ChatML tokens, plain
-    ``"User: ... Assistant: ..."`` text otherwise), positions repaired.
+    ``assistant``, built by
+    :func:`selfie_tl.prompts.chat_parts` (plain ``"User: ... Assistant: ..."`` text without
+    a chat format).
 
     Example:
         >>> from selfie_tl.testing import tiny_tokenizer
@@ -108,18 +33,13 @@ def chat_prompt(
         >>> p.text
         '<|im_start|>user\\nWhere is _ _ from?<|im_end|>\\n<|im_start|>assistant\\n'
     """
-    slots = [PLACEHOLDER] * n_placeholders
-    if _is_chatml(tokenizer):
-        parts = (f"<|im_start|>user\n{before}", *slots, f"{after}<|im_end|>\n<|im_start|>assistant\n{assistant}")
-    else:
-        parts = (f"User: {before}", *slots, f"{after}\nAssistant: {assistant}")
-    return repair_placeholder_positions(InterpretationPrompt(tokenizer, parts))
+    return InterpretationPrompt(tokenizer, chat_parts(tokenizer, before, after, assistant, n_placeholders))
 
 
 def plain_prompt(tokenizer: Any, before: str, after: str, n_placeholders: int = N_SLOTS) -> InterpretationPrompt:
-    """A non-chat prompt ``before + "_ " * n + after``, positions repaired."""
+    """A non-chat prompt ``before + "_ " * n + after``."""
     parts = tuple(p for p in (before, *([PLACEHOLDER] * n_placeholders), after) if p != "")
-    return repair_placeholder_positions(InterpretationPrompt(tokenizer, parts))
+    return InterpretationPrompt(tokenizer, parts)
 
 
 def identity_prompt(tokenizer: Any) -> InterpretationPrompt:

@@ -7,7 +7,13 @@ import torch
 
 from selfie_tl.control import MLPEdit, SupervisedConfig, supervised_control
 from selfie_tl.control._common import block_cache
-from selfie_tl.errors import InvalidArgumentError, LayerOutOfRangeError, PromptError, TrainingError, VectorError
+from selfie_tl.errors import (
+    InvalidArgumentError,
+    LayerOutOfRangeError,
+    PromptError,
+    TrainingError,
+    VectorError,
+)
 from selfie_tl.hooks import capture, hook_count
 from selfie_tl.prompts import InterpretationPrompt
 
