@@ -12,37 +12,9 @@ import sys
 import time
 from collections.abc import Sequence
 
+from selfie_tl.indices import parse_index_spec
+
 DEMO_PROMPT = "What is the highest mountain in the world?"
-
-
-def parse_index_spec(spec: str, length: int | None = None, what: str = "index") -> list[int]:
-    """Parse ``"3"``, ``"0,5,9"``, ``"0:30:3"`` or ``"-6:"`` into a list of ints.
-
-    Slices follow Python: ``start:stop:step``; negative values and open ends need
-    ``length`` (the number of valid indices).
-
-    Example:
-        >>> parse_index_spec("0:31:10", 31), parse_index_spec("-3:", 10), parse_index_spec("1,4")
-        ([0, 10, 20, 30], [7, 8, 9], [1, 4])
-    """
-    spec = spec.strip()
-    try:
-        if ":" in spec:
-            fields = [int(f) if f.strip() else None for f in spec.split(":")]
-            if len(fields) > 3:
-                raise ValueError
-            if length is None:
-                if any(f is None or f < 0 for f in fields[:2]):
-                    raise argparse.ArgumentTypeError(
-                        f"{what} range {spec!r} needs explicit non-negative start and stop here"
-                    )
-                return list(range(*[f if f is not None else 1 for f in fields]))
-            return list(range(length))[slice(*fields)]
-        return [int(f) for f in spec.split(",") if f.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"bad {what} spec {spec!r}: use an int, a comma list (1,4,7) or a slice (0:30:3, -6:)"
-        ) from None
 
 
 def _add_interpret_args(p: argparse.ArgumentParser, demo: bool = False) -> None:
@@ -192,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_eval(args)  # returns the summary dict, not an exit status
             return 0
         parser.error(f"unknown command {args.command!r}")
-    except (SelfieError, argparse.ArgumentTypeError) as exc:
+    except SelfieError as exc:
         print(f"selfie-tl: error: {exc}", file=sys.stderr)
         return 2
 

@@ -2,8 +2,8 @@
 
 Small helpers for the usual companions of SelfIE in a circuit study:
 
-* :func:`logit_lens` / :func:`with_logit_lens`: the logit lens (final norm + unembedding)
-  on the same vectors SelfIE interprets, to read the two side by side;
+* :func:`with_logit_lens`: the logit lens (:mod:`selfie_tl.lens`) on the same vectors
+  SelfIE interpreted, as a DataFrame column beside the interpretations;
 * :func:`patched_capture`: activation patching (copy a residual vector from a source
   prompt into a target prompt) and capture the patched residual stream for SelfIE;
 * :func:`mean_difference`, :func:`sae_directions`, :func:`rescale`,
@@ -31,57 +31,10 @@ from selfie_tl.hooks import (
     capture,
     check_layer,
     check_positions,
-    check_vectors,
     injection_hooks,
     prompt_tokens,
 )
-
-
-@torch.no_grad()
-def logit_lens(
-    model: HookedTransformer,
-    vectors: Float[Tensor, "n d_model"],
-    top_k: int = 5,
-    *,
-    apply_ln: bool = True,
-) -> list[list[tuple[str, float]]]:
-    """Top tokens of the logit lens (``ln_final`` then ``unembed``) for each vector.
-
-    For the last layer (``n_layers``: output of the last block) this is the model's own
-    next-token distribution; for earlier layers it is the usual logit-lens reading.
-
-    Args:
-        model: the model.
-        vectors: ``[n, d_model]`` residual vectors (or one ``[d_model]`` vector).
-        top_k: tokens returned per vector.
-        apply_ln: apply the final norm first (the standard logit lens). The final norm
-            normalises each vector on its own, as ``ActivationCache.apply_ln_to_stack``
-            does with a per-vector scale.
-
-    Returns:
-        For each vector, ``top_k`` ``(token, probability)`` pairs, most likely first.
-
-    Example:
-        >>> import torch
-        >>> from selfie_tl.testing import tiny_model
-        >>> model = tiny_model()
-        >>> out = logit_lens(model, torch.randn(2, 64), top_k=3)
-        >>> len(out), len(out[0])
-        (2, 3)
-    """
-    vectors = check_vectors(model, vectors)
-    if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= model.cfg.d_vocab_out:
-        raise InvalidArgumentError(f"top_k must be an int in [1, {model.cfg.d_vocab_out}], got {top_k!r}")
-    resid = vectors[:, None, :]
-    if apply_ln and getattr(model, "ln_final", None) is not None:
-        resid = model.ln_final(resid)
-    probs = model.unembed(resid)[:, 0].float().softmax(-1)
-    values, indices = probs.topk(top_k, dim=-1)
-    tok = model.tokenizer
-    return [
-        [(tok.decode([int(i)]), float(p)) for i, p in zip(idx, val, strict=True)]
-        for idx, val in zip(indices.tolist(), values.tolist(), strict=True)
-    ]
+from selfie_tl.lens import logit_lens
 
 
 @torch.no_grad()

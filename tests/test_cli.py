@@ -1,10 +1,10 @@
-import argparse
 import json
 
 import pandas as pd
 import pytest
 
 from selfie_tl import cli
+from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.testing import tiny_model
 
 
@@ -25,7 +25,7 @@ def test_parse_index_spec(spec, length, expected):
 
 @pytest.mark.parametrize("spec", ["a", "1:2:3:4", "1;2"])
 def test_parse_index_spec_rejects(spec):
-    with pytest.raises(argparse.ArgumentTypeError, match="bad index spec"):
+    with pytest.raises(InvalidArgumentError, match="bad index spec"):
         cli.parse_index_spec(spec, 10)
 
 

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
@@ -48,9 +48,10 @@ from selfie_tl.config import ConfigMixin
 from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.eval.facts import attribute_match, normalize
 from selfie_tl.eval.templates import RELATION, identity_prompt, template_names, template_prompt
-from selfie_tl.generation import final_logits, generate
-from selfie_tl.hooks import check_layer, hook_name
+from selfie_tl.generation import generate
+from selfie_tl.hooks import capture, check_layer
 from selfie_tl.interpret import interpret_vectors
+from selfie_tl.lens import logit_lens_topk
 from selfie_tl.prompts import InterpretationPrompt, tokenize
 
 METHODS = ("selfie", "control", "logit_lens", "patchscope")
@@ -179,39 +180,16 @@ def subject_vectors(
     Returns:
         ``(vectors [n_facts, n_layers, d_model], positions, decoded subject tokens)``.
     """
-    names = [hook_name(model, layer) for layer in layers]
-    wanted = set(names)
-    stop = min(model.cfg.n_layers, max(layers) + 1)
     vectors, positions, tokens = [], [], []
     for prompt, subject in tqdm(
         list(zip(facts["prompt"], facts["subject"])), desc="capturing", disable=not verbose, leave=False
     ):
         ids = tokenize(model.tokenizer, prompt)
         pos = subject_last_token(model.tokenizer, prompt, subject)
-        with torch.no_grad():
-            _, cache = model.run_with_cache(
-                ids[None].to(model.cfg.device), names_filter=lambda n: n in wanted, stop_at_layer=stop
-            )
-        vectors.append(torch.stack([cache[name][0, pos] for name in names]))
+        vectors.append(capture(model, ids, layers, [pos])[:, 0])
         positions.append(pos)
         tokens.append(model.tokenizer.decode([int(ids[pos])]))
     return torch.stack(vectors), positions, tokens
-
-
-@torch.no_grad()
-def logit_lens_topk(
-    model: HookedTransformer, vectors: Float[Tensor, "n d_model"], k: int = 20
-) -> Int[Tensor, "n k"]:
-    """Ids of the top-k tokens of ``unembed(ln_final(v))`` for each vector.
-
-    Example:
-        >>> import torch
-        >>> from selfie_tl.testing import tiny_model
-        >>> logit_lens_topk(tiny_model(), torch.randn(2, 64), k=3).shape
-        torch.Size([2, 3])
-    """
-    vectors = vectors.to(device=model.cfg.device, dtype=model.cfg.dtype)
-    return final_logits(model, vectors[:, None, :])[:, 0].topk(k, dim=-1).indices
 
 
 def no_injection_text(model: HookedTransformer, prompt: InterpretationPrompt, max_new_tokens: int) -> str:

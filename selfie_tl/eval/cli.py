@@ -26,6 +26,7 @@ from typing import Any
 from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.eval.attributes import METHODS, AttributeEvalConfig
 from selfie_tl.eval.templates import template_names
+from selfie_tl.indices import parse_index_spec
 
 
 def parse_layers(spec: str | None) -> list[int] | None:
@@ -41,22 +42,7 @@ def parse_layers(spec: str | None) -> list[int] | None:
     """
     if spec is None or spec.strip() == "":
         return None
-    try:
-        if ":" in spec:
-            bits = [int(b) if b.strip() else None for b in spec.split(":")]
-            if len(bits) > 3:
-                raise ValueError
-            start, stop, step = (bits + [None, None, None])[:3]
-            if stop is None:
-                raise InvalidArgumentError(f"layer slice {spec!r} needs a stop, e.g. 0:31:3")
-            layers = list(range(start or 0, stop, step or 1))
-        else:
-            layers = [int(b) for b in spec.split(",") if b.strip()]
-    except ValueError as exc:
-        raise InvalidArgumentError(f"cannot parse --layers {spec!r}; use e.g. 0:31:3 or 3,6,12") from exc
-    if not layers:
-        raise InvalidArgumentError(f"--layers {spec!r} selects no layer")
-    return layers
+    return parse_index_spec(spec, None, "layer")
 
 
 def _csv_list(spec: str, allowed: list[str], what: str) -> list[str]:
