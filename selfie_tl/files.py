@@ -47,7 +47,7 @@ def check_output_path(path: str | os.PathLike, what: str = "output file") -> Pat
         >>> check_output_path(d / "missing" / "r.html")
         Traceback (most recent call last):
         ...
-        selfie_tl.errors.InvalidArgumentError: output file ... : folder ... does not exist
+        selfie_tl.errors.InvalidArgumentError: output file ...: folder ... does not exist
     """
     if not isinstance(path, str | os.PathLike) or str(path) == "":
         raise InvalidArgumentError(f"{what} must be a file path, got {path!r}")

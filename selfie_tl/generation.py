@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from jaxtyping import Float, Int
@@ -180,6 +181,37 @@ def generate(
     return GenerationOutput(tokens=tokens, probs=probs, lengths=lengths.tolist())
 
 
+def pad_id(tokenizer: Any) -> int:
+    """The id used for padding: the tokenizer's pad token, else 0 (masked out either way)."""
+    pad = getattr(tokenizer, "pad_token_id", None)
+    return int(pad) if pad is not None else 0
+
+
+def left_pad(
+    sequences: Sequence[Int[Tensor, " pos"]], pad: int = 0
+) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, "batch pos"]]:
+    """Stack 1-D id tensors into a left-padded batch and its attention mask.
+
+    Left padding keeps every row's last real token in the last column, where generation
+    and next-token readings look. The mask is 1 on real tokens, 0 on padding.
+
+    Example:
+        >>> import torch
+        >>> ids, mask = left_pad([torch.tensor([5, 6, 7]), torch.tensor([8])], pad=0)
+        >>> ids.tolist(), mask.tolist()
+        ([[5, 6, 7], [0, 0, 8]], [[1, 1, 1], [0, 0, 1]])
+    """
+    if not sequences:
+        raise InvalidArgumentError("left_pad needs at least one sequence")
+    width = max(len(seq) for seq in sequences)
+    ids = torch.full((len(sequences), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, width - len(seq) :] = torch.as_tensor(seq, dtype=torch.long)
+        mask[row, width - len(seq) :] = 1
+    return ids, mask
+
+
 def complete(
     model: HookedTransformer,
     prompts: Sequence[str],
@@ -208,16 +240,9 @@ def complete(
             f"max_new_tokens and batch_size must be >= 1, got {max_new_tokens} and {batch_size}"
         )
     encoded = [tokenize(model.tokenizer, p) for p in prompts]
-    pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
     texts: list[str] = []
     for start in tqdm(range(0, len(encoded), batch_size), desc="completing", disable=not verbose, leave=False):
-        chunk = encoded[start : start + batch_size]
-        width = max(len(ids) for ids in chunk)
-        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, seq in enumerate(chunk):
-            ids[row, width - len(seq) :] = seq
-            mask[row, width - len(seq) :] = 1
+        ids, mask = left_pad(encoded[start : start + batch_size], pad_id(model.tokenizer))
         out = generate(model, ids, max_new_tokens, attention_mask=mask)
         for row, length in enumerate(out.lengths):
             texts.append(model.tokenizer.decode(out.tokens[row, :length].tolist(), skip_special_tokens=True))

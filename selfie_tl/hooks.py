@@ -7,8 +7,9 @@ Layer indexing follows Hugging Face's ``hidden_states`` (without the final norm)
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import torch
 from jaxtyping import Float, Int
@@ -28,31 +29,76 @@ InjectionMode = Literal["replace", "add"]
 HookFn = Callable[[Tensor, HookPoint], Tensor | None]
 
 
+LayerKind = Literal["residual", "injection", "edit"]
+
+_LAYER_RANGES = {
+    # kind: (lowest, offset of the highest from n_layers, what the index means)
+    "residual": (0, 0, "layer"),
+    "injection": (0, -1, "injection layer k"),
+    "edit": (1, 0, "edit layer"),
+}
+
+
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int | torch.SymInt) and not isinstance(value, bool)
+    """True for ints, numpy ints and 0-d integer tensors; never for bools or floats."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, Tensor):
+        return value.numel() == 1 and not value.is_floating_point() and value.dtype != torch.bool
+    try:
+        operator.index(value)
+    except TypeError:
+        return False
+    return True
 
 
-def check_layer(model: HookedTransformer, layer: int, *, injection: bool = False) -> int:
-    """Validate a layer index and return it as an int.
+def check_layer(
+    model: HookedTransformer, layer: Any, kind: LayerKind = "residual", *, injection: bool = False
+) -> int:
+    """Validate a layer index of one of selfie_tl's three conventions and return it as an int.
+
+    The one owner of layer conventions:
+
+    * ``"residual"``: a residual-stream layer ``L`` in ``[0, n_layers]``; ``L < n_layers`` is
+      the input of block ``L``, ``n_layers`` the output of the last block (capture, logit lens).
+    * ``"injection"``: an injection layer ``k`` in ``[0, n_layers - 1]``: the residual
+      entering block ``k`` is overwritten.
+    * ``"edit"``: an edit layer ``l`` in ``[1, n_layers]``: a control edit trains the MLP of
+      block ``l - 1`` and so changes residual layer ``l``.
 
     Args:
         model: the model.
-        layer: a residual-stream layer in ``[0, n_layers]``, or an injection layer ``k`` in
-            ``[0, n_layers - 1]`` when ``injection`` is true (the residual entering block k).
+        layer: the index (ints, numpy ints and 0-d integer tensors are accepted).
+        kind: which convention.
+        injection: older spelling of ``kind="injection"``.
 
     Raises:
-        LayerOutOfRangeError: with the allowed range in the message.
+        LayerOutOfRangeError: not an integer, or out of range (the message gives the range).
+
+    Example:
+        >>> from selfie_tl.testing import tiny_model
+        >>> model = tiny_model(n_layers=3)
+        >>> check_layer(model, 3), check_layer(model, 2, "injection"), check_layer(model, 3, "edit")
+        (3, 2, 3)
     """
+    kind = "injection" if injection else kind
+    if kind not in _LAYER_RANGES:
+        raise InvalidArgumentError(f"layer kind must be one of {list(_LAYER_RANGES)}, got {kind!r}")
     n = model.cfg.n_layers
-    high = n - 1 if injection else n
-    what = "injection layer k" if injection else "layer"
-    if not _is_int(layer) and not (isinstance(layer, Tensor) and layer.numel() == 1):
-        raise LayerOutOfRangeError(f"{what} must be an int in [0, {high}], got {layer!r}")
+    low, offset, what = _LAYER_RANGES[kind]
+    high = n + offset
+    if not _is_int(layer):
+        raise LayerOutOfRangeError(f"{what} must be an int in [{low}, {high}], got {layer!r}")
     layer = int(layer)
-    if not 0 <= layer <= high:
+    if not low <= layer <= high:
+        why = {
+            "residual": f" ({n} = output of the last block)",
+            "injection": "",
+            "edit": f": editing layer l trains the MLP of block l-1, so l is in [1, {n}]",
+        }[kind]
         raise LayerOutOfRangeError(
             f"{what} {layer} is out of range: this model has {n} layers, so {what} must be in "
-            f"[0, {high}]" + ("" if injection else f" ({n} = output of the last block)")
+            f"[{low}, {high}]{why}"
         )
     return layer
 
@@ -70,6 +116,41 @@ def hook_name(model: HookedTransformer, layer: int) -> str:
     if layer < model.cfg.n_layers:
         return f"blocks.{layer}.hook_resid_pre"
     return f"blocks.{layer - 1}.hook_resid_post"
+
+
+def injection_hook_name(model: HookedTransformer, k: int) -> str:
+    """Hook name where SelfIE injects at layer ``k``: the residual entering block ``k``.
+
+    Example:
+        >>> from selfie_tl.testing import tiny_model
+        >>> injection_hook_name(tiny_model(n_layers=3), 1)
+        'blocks.1.hook_resid_pre'
+    """
+    return f"blocks.{check_layer(model, k, 'injection')}.hook_resid_pre"
+
+
+class EditHooks(NamedTuple):
+    """Hook names of a control edit at edit layer ``l`` (all in block ``l - 1``)."""
+
+    read: str
+    """The MLP's normalised input, which the edit reads."""
+    write: str
+    """The MLP's output, to which the edit adds."""
+    residual: str
+    """The residual stream the edit changes (residual layer ``l``)."""
+
+
+def edit_hook_names(layer: int) -> EditHooks:
+    """Hook names of an edit at edit layer ``layer`` (validate it with ``check_layer(..., "edit")``).
+
+    Example:
+        >>> edit_hook_names(2)
+        EditHooks(read='blocks.1.ln2.hook_normalized', write='blocks.1.hook_mlp_out', residual='blocks.1.hook_resid_post')
+    """
+    block = int(layer) - 1
+    return EditHooks(
+        f"blocks.{block}.ln2.hook_normalized", f"blocks.{block}.hook_mlp_out", f"blocks.{block}.hook_resid_post"
+    )
 
 
 def check_positions(positions: int | Iterable[int], seq_len: int) -> list[int]:
@@ -94,7 +175,7 @@ def check_positions(positions: int | Iterable[int], seq_len: int) -> list[int]:
                 f"token position {pos} is out of range for a prompt of {seq_len} tokens; "
                 f"allowed: {-seq_len} to {seq_len - 1}"
             )
-        out.append(pos % seq_len)
+        out.append(int(pos) % seq_len)
     return out
 
 
@@ -284,8 +365,7 @@ def injection_hooks(
         >>> hooks[0][0]
         'blocks.1.hook_resid_pre'
     """
-    k = check_layer(model, k, injection=True)
-    return [(f"blocks.{k}.hook_resid_pre", injection_hook(vectors, positions, mode=mode, strength=strength))]
+    return [(injection_hook_name(model, k), injection_hook(vectors, positions, mode=mode, strength=strength))]
 
 
 def hook_count(model: HookedTransformer) -> int:

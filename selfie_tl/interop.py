@@ -109,7 +109,7 @@ def patched_capture(
         >>> patched_capture(model, "abc", "xyz", 1, -1, -1, layers=[2, 3], positions=[-1]).shape
         torch.Size([2, 1, 64])
     """
-    patch_layer = check_layer(model, patch_layer, injection=True)
+    patch_layer = check_layer(model, patch_layer, "injection")
     source = capture(model, source_prompt, patch_layer, source_position)[0]  # [1, d_model]
     target_ids = prompt_tokens(model, target_prompt)
     pos = check_positions([target_position], len(target_ids))

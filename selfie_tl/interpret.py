@@ -81,7 +81,7 @@ class InterpretationConfig(ConfigMixin):
 
     def validate(self, model: HookedTransformer) -> InterpretationConfig:
         """Raise :class:`~selfie_tl.errors.InvalidArgumentError` on any bad setting."""
-        check_layer(model, self.k, injection=True)
+        check_layer(model, self.k, "injection")
         for name in ("max_new_tokens", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -2,27 +2,34 @@
 
 Unit tests use tiny random models (``tiny_llama``, ``tiny_gpt2``); integration tests,
 marked ``integration``, use the embedded default model, loaded once per session.
+
+Every shared model is checked after every test: no hook left on a hook point and no
+instance ``forward`` left on a module (what interpretation installs must be gone).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from selfie_tl.hooks import hook_count
 from selfie_tl.testing import tiny_model
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+_SHARED_MODELS: dict[str, object] = {}
+
+
+def _shared(name: str, model):
+    _SHARED_MODELS[name] = model
+    return model
 
 
 @pytest.fixture(scope="session")
 def tiny_llama():
-    return tiny_model("llama", n_layers=3, d_model=64, seed=0)
+    return _shared("tiny_llama", tiny_model("llama", n_layers=3, d_model=64, seed=0))
 
 
 @pytest.fixture(scope="session")
 def tiny_gpt2():
-    return tiny_model("gpt2", n_layers=3, d_model=64, seed=0)
+    return _shared("tiny_gpt2", tiny_model("gpt2", n_layers=3, d_model=64, seed=0))
 
 
 @pytest.fixture(scope="session", params=["llama", "gpt2"])
@@ -35,11 +42,18 @@ def tiny(request, tiny_llama, tiny_gpt2):
 def default_model():
     from selfie_tl import load_model
 
-    return load_model()
+    return _shared("default_model", load_model())
 
 
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"shared data directory {SHARED_DATA} is missing (expected beside the project root)")
-    return SHARED_DATA
+@pytest.fixture(autouse=True)
+def _no_hook_left_behind():
+    yield
+    for name, model in _SHARED_MODELS.items():
+        leaked = hook_count(model)
+        overrides = [m for m, module in model.named_modules() if "forward" in vars(module)]
+        if leaked or overrides:
+            # clean up so that one leak does not fail every later test, then report it
+            model.reset_hooks(including_permanent=True)
+            for m, module in model.named_modules():
+                vars(module).pop("forward", None)
+            pytest.fail(f"{name}: {leaked} hook(s) and instance forward on {overrides} left after the test")

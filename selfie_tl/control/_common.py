@@ -15,7 +15,7 @@ from transformer_lens import HookedTransformer
 
 from selfie_tl.control.edits import MLPEdit, check_edit_layer, fingerprint
 from selfie_tl.errors import InvalidArgumentError, PromptError, TrainingError
-from selfie_tl.hooks import check_positions, prompt_tokens
+from selfie_tl.hooks import check_positions, edit_hook_names, prompt_tokens
 
 
 def check_positive(name: str, value: Any, *, integer: bool = False, allow_zero: bool = False) -> None:
@@ -127,7 +127,8 @@ def block_cache(
     layer = check_edit_layer(model, layer)
     if exclude is not None and exclude.is_attached:
         raise InvalidArgumentError("detach the edit before training it (its delta would enter the cache)")
-    read, write = f"blocks.{layer - 1}.ln2.hook_normalized", f"blocks.{layer - 1}.hook_resid_post"
+    names = edit_hook_names(layer)
+    read, write = names.read, names.residual
     xs, hs, owner, toks = [], [], [], []
     for index, (prompt, positions) in enumerate(items):
         ids = prompt_tokens(model, prompt)

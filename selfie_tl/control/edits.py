@@ -33,8 +33,9 @@ from torch import Tensor, nn
 from transformer_lens import HookedTransformer
 from transformer_lens.hook_points import HookPoint
 
-from selfie_tl.errors import EditMismatchError, InvalidArgumentError, LayerOutOfRangeError
+from selfie_tl.errors import EditMismatchError, InvalidArgumentError
 from selfie_tl.files import atomic_path
+from selfie_tl.hooks import EditHooks, check_layer, edit_hook_names
 
 FORMAT = "selfie_tl.control.edit"
 FORMAT_VERSION = 1
@@ -90,25 +91,14 @@ def fingerprint(model: HookedTransformer) -> ModelFingerprint:
 
 
 def check_edit_layer(model: HookedTransformer, layer: Any) -> int:
-    """Validate an edit layer ``l`` in ``[1, n_layers]`` (the residual the edit changes).
-
-    Raises:
-        LayerOutOfRangeError: ``layer`` is not an int in range.
+    """Validate an edit layer ``l`` in ``[1, n_layers]``: ``check_layer(model, l, "edit")``.
 
     Example:
         >>> from selfie_tl.testing import tiny_model
         >>> check_edit_layer(tiny_model(n_layers=3), 3)
         3
     """
-    n = model.cfg.n_layers
-    if isinstance(layer, bool) or not isinstance(layer, int):
-        raise LayerOutOfRangeError(f"edit layer must be an int in [1, {n}], got {layer!r}")
-    if not 1 <= layer <= n:
-        raise LayerOutOfRangeError(
-            f"edit layer {layer} is out of range: editing layer l trains the MLP of block l-1, "
-            f"so l must be in [1, {n}] for this {n}-layer model"
-        )
-    return layer
+    return check_layer(model, layer, "edit")
 
 
 class MLPEdit(nn.Module):
@@ -169,12 +159,17 @@ class MLPEdit(nn.Module):
         return self.layer - 1
 
     @property
+    def hooks(self) -> EditHooks:
+        """The edit's hook names: what it reads, where it writes, the residual it changes."""
+        return edit_hook_names(self.layer)
+
+    @property
     def read_hook(self) -> str:
-        return f"blocks.{self.block}.ln2.hook_normalized"
+        return self.hooks.read
 
     @property
     def write_hook(self) -> str:
-        return f"blocks.{self.block}.hook_mlp_out"
+        return self.hooks.write
 
     @property
     def is_attached(self) -> bool:

@@ -116,7 +116,7 @@ class ReinforcementConfig(ConfigMixin):
         check_positive("n_samples", self.n_samples, integer=True, allow_zero=True)
         if self.embeddings_per_step is not None:
             check_positive("embeddings_per_step", self.embeddings_per_step, integer=True)
-        check_layer(model, self.k, injection=True)
+        check_layer(model, self.k, "injection")
         return self
 
 

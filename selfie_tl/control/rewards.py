@@ -185,19 +185,14 @@ class JudgeReward:
     @torch.no_grad()
     def probabilities(self, texts: list[str]) -> list[float]:
         """``P(yes) / (P(yes) + P(no))`` per text."""
-        from selfie_tl.generation import final_logits, residual_stream
+        from selfie_tl.generation import final_logits, left_pad, pad_id, residual_stream
 
         model, tok = self.judge, self.judge.tokenizer
-        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         out: list[float] = []
         for start in range(0, len(texts), self.batch_size):
             encoded = [tokenize(tok, self.render(t)) for t in texts[start : start + self.batch_size]]
-            width = max(len(e) for e in encoded)
-            ids = torch.full((len(encoded), width), pad, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for row, seq in enumerate(encoded):  # left padding: the answer is the last position
-                ids[row, width - len(seq) :] = seq
-                mask[row, width - len(seq) :] = 1
+            # left padding: the answer is read at the last position of every row
+            ids, mask = left_pad(encoded, pad_id(tok))
             device = model.cfg.device
             resid = residual_stream(model, ids.to(device), attention_mask=mask.to(device))
             logits = final_logits(model, resid[:, -1]).float()

@@ -39,7 +39,7 @@ from selfie_tl.control._common import (
 )
 from selfie_tl.control.edits import MLPEdit, check_edit_layer
 from selfie_tl.errors import InvalidArgumentError, PromptError, VectorError
-from selfie_tl.hooks import check_layer, injection_hook
+from selfie_tl.hooks import check_layer, injection_hooks
 from selfie_tl.prompts import InterpretationPrompt, as_prompt, tokenize
 
 OBJECTIVES = ("embedding", "interpretation")
@@ -96,7 +96,7 @@ class SupervisedConfig(ConfigMixin):
         check_positive("patience", self.patience, integer=True, allow_zero=True)
         check_positive("min_delta", self.min_delta, allow_zero=True)
         if self.objective == "interpretation":
-            check_layer(model, self.k, injection=True)
+            check_layer(model, self.k, "injection")
         return self
 
 
@@ -155,7 +155,7 @@ class _InterpretationLoss:
         self.ids, self.mask = ids[index].to(model.cfg.device), mask[index].to(model.cfg.device)
 
     def __call__(self, h: Float[Tensor, "n d_model"]) -> Tensor:
-        hooks = [(f"blocks.{self.k}.hook_resid_pre", injection_hook(h, self.positions)), *self.edit.fwd_hooks()]
+        hooks = [*injection_hooks(self.model, h, self.positions, self.k), *self.edit.fwd_hooks()]
         attention = torch.ones_like(self.ids)
         logits = self.model.run_with_hooks(self.ids, fwd_hooks=hooks, attention_mask=attention)
         pred = logits[:, self.start - 1 : -1]

@@ -23,7 +23,7 @@ def test_supervised_edit_end_to_end(default_model, tmp_path):
     before = capture(model, SOURCE, [6], [2])[0, 0]
     target = capture(model, TARGET, [6], [8])[0, 0]
     res = supervised_control(model, [(SOURCE, [2])], target, layer=6, reference_texts=REFS, verbose=False)
-    assert res.stop_reason == "converged" and res.seconds < 120
+    assert res.stop_reason == "converged"
     with res.edit.attached(model):
         after = capture(model, SOURCE, [6], [2])[0, 0]
         edited_logits = model(ids)
