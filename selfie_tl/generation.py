@@ -70,6 +70,44 @@ def residual_stream(
     return model(tokens, past_kv_cache=past_kv_cache, attention_mask=mask, stop_at_layer=model.cfg.n_layers)
 
 
+def process_logits(
+    logits: Float[Tensor, "batch vocab"],
+    history: Int[Tensor, "batch seq"],
+    repetition_penalty: float = 1.0,
+    no_repeat_ngram_size: int = 0,
+) -> Float[Tensor, "batch vocab"]:
+    """Decoding controls with Hugging Face ``generate`` semantics, applied before choosing.
+
+    * ``repetition_penalty`` (CTRL, Keskar et al. 2019): the logit of every token already
+      in ``history`` (prompt and generated so far) is divided by the penalty when positive
+      and multiplied by it when negative; 1.0 does nothing.
+    * ``no_repeat_ngram_size`` ``n``: a token that would complete an ``n``-gram already
+      present in ``history`` gets logit ``-inf``; 0 does nothing.
+
+    Example:
+        >>> import torch
+        >>> process_logits(torch.tensor([[2.0, -2.0, 1.0]]), torch.tensor([[0, 1]]), 2.0).tolist()
+        [[1.0, -4.0, 1.0]]
+        >>> process_logits(torch.zeros(1, 3), torch.tensor([[1, 2, 1]]), no_repeat_ngram_size=2).tolist()
+        [[0.0, 0.0, -inf]]
+    """
+    if repetition_penalty != 1.0:
+        seen = logits.gather(1, history)
+        seen = torch.where(seen < 0, seen * repetition_penalty, seen / repetition_penalty)
+        logits = logits.scatter(1, history, seen)
+    n = no_repeat_ngram_size
+    if n > 0 and history.shape[1] >= n - 1 and history.shape[1] >= 1:
+        if n == 1:
+            banned = torch.zeros_like(logits, dtype=torch.long).scatter_add(1, history, torch.ones_like(history))
+        else:
+            grams = history.unfold(1, n, 1)  # [batch, windows, n]
+            prefix = history[:, history.shape[1] - (n - 1) :]
+            hits = (grams[:, :, :-1] == prefix[:, None, :]).all(-1).long()
+            banned = torch.zeros_like(logits, dtype=torch.long).scatter_add(1, grams[:, :, -1], hits)
+        logits = logits.masked_fill(banned > 0, float("-inf"))
+    return logits
+
+
 def _choose(
     logits: Float[Tensor, "batch vocab"],
     do_sample: bool,
@@ -108,6 +146,8 @@ def generate(
     top_p: float | None = None,
     generator: torch.Generator | None = None,
     fast_attention: bool = True,
+    repetition_penalty: float = 1.0,
+    no_repeat_ngram_size: int = 0,
 ) -> GenerationOutput:
     """Generate up to ``max_new_tokens`` tokens for a batch of equal-length prompts.
 
@@ -124,6 +164,9 @@ def generate(
         do_sample: sample instead of greedy argmax.
         temperature, top_k, top_p: sampling controls (ignored when greedy).
         generator: a seeded ``torch.Generator`` for reproducible sampling.
+        repetition_penalty, no_repeat_ngram_size: decoding controls with Hugging Face
+            semantics (:func:`process_logits`); the recorded probabilities stay the model's
+            own, before these controls.
         fast_attention: for rotary models, run the cached decode steps through
             :mod:`selfie_tl.fast_attention` (same hooks and tokens, fewer copies); installed
             on the model only while this call runs. ``False`` uses TransformerLens' own
@@ -164,7 +207,11 @@ def generate(
         lengths = torch.full((batch,), -1, dtype=torch.long, device=device)
         for step in range(max_new_tokens):
             logits = logits.float()
-            choice = _choose(logits, do_sample, temperature, top_k, top_p, generator)
+            scores = logits
+            if repetition_penalty != 1.0 or no_repeat_ngram_size > 0:
+                history = torch.cat([input_ids, tokens], dim=1)
+                scores = process_logits(logits, history, repetition_penalty, no_repeat_ngram_size)
+            choice = _choose(scores, do_sample, temperature, top_k, top_p, generator)
             # Finished rows keep emitting their EOS so the batch stays rectangular.
             choice = torch.where(finished, tokens[:, -1] if step else choice, choice)
             prob = logits.softmax(dim=-1).gather(-1, choice[:, None])

@@ -354,8 +354,13 @@ def injection_hooks(
     *,
     mode: InjectionMode = "replace",
     strength: float = 1.0,
+    n_layers: int = 1,
 ) -> list[tuple[str, HookFn]]:
     """``fwd_hooks`` for ``run_with_hooks`` / ``model.hooks()`` that inject at layer ``k``.
+
+    With ``n_layers > 1`` the same vectors are written at layers ``k, k+1, ...,
+    k+n_layers-1`` (each block then starts again from the injected state at the
+    placeholders).
 
     Example:
         >>> import torch
@@ -365,7 +370,14 @@ def injection_hooks(
         >>> hooks[0][0]
         'blocks.1.hook_resid_pre'
     """
-    return [(injection_hook_name(model, k), injection_hook(vectors, positions, mode=mode, strength=strength))]
+    k = check_layer(model, k, "injection")
+    if not _is_int(n_layers) or int(n_layers) < 1 or k + int(n_layers) > model.cfg.n_layers:
+        raise InvalidArgumentError(
+            f"inject_layers must be an int >= 1 with k + inject_layers <= {model.cfg.n_layers}; "
+            f"got inject_layers={n_layers!r} at k={k}"
+        )
+    hook = injection_hook(vectors, positions, mode=mode, strength=strength)
+    return [(injection_hook_name(model, layer), hook) for layer in range(k, k + int(n_layers))]
 
 
 def hook_count(model: HookedTransformer) -> int:

@@ -9,6 +9,7 @@ Data flow: :func:`~selfie_tl.hooks.capture` the residual stream of the original 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,13 +33,16 @@ from selfie_tl.hooks import (
     injection_hooks,
     prompt_tokens,
 )
+from selfie_tl.adapter import SelfInterpretationAdapter, as_adapter
 from selfie_tl.prompts import InterpretationPrompt, as_prompt
+from selfie_tl.scaling import DEFAULT_AUTO_SCALES, choose_scales, placeholder_norm, scale_criteria
 from selfie_tl.relevancy import PromptBaseline, baseline_probs, relevancy_scores
 
 RESULT_COLUMNS = [
     "prompt", "layer", "token", "token_decoded", "interpretation", "relevancy",
-    "mean_relevancy", "generated_tokens",
+    "mean_relevancy", "generated_tokens", "scale",
 ]  # fmt: skip
+AUTO_SCALE_COLUMNS = ("self_similarity", "entropy", "auto_scale_ok")
 
 
 @dataclass
@@ -53,7 +57,18 @@ class InterpretationConfig(ConfigMixin):
         mode: ``"replace"`` (the paper) or ``"add"``.
         overlay_strength: in [0, 1]; with ``mode="replace"`` the placeholder state becomes
             ``s * v + (1 - s) * h`` (1 = replace).
-        scale: with ``mode="add"`` the placeholder state becomes ``h + scale * v``.
+        scale: multiplier on the injected vector (both modes: ``replace`` writes
+            ``scale * v``, ``add`` adds it), or ``"auto"``: per vector, the candidate of
+            ``auto_scales`` chosen by :func:`selfie_tl.scaling.choose_scales`.
+        norm_match: first rescale each vector to the typical norm of the prompt's own
+            placeholder states at ``k`` (:func:`selfie_tl.scaling.placeholder_norm`).
+        auto_scales: candidates for ``scale="auto"``.
+        self_similarity_threshold: threshold of the automatic choice.
+        inject_layers: inject at layers ``k .. k + inject_layers - 1``.
+        repetition_penalty, no_repeat_ngram_size: decoding controls with Hugging Face
+            semantics (:func:`selfie_tl.generation.process_logits`).
+        adapter: path of a :class:`~selfie_tl.adapter.SelfInterpretationAdapter` applied to
+            each vector first (functions also take the object via ``adapter=``).
         do_sample: sample instead of greedy decoding.
         temperature, top_k, top_p: sampling controls.
         seed: seed for sampling (reproducible when set).
@@ -71,7 +86,14 @@ class InterpretationConfig(ConfigMixin):
     relevancy: bool = True
     mode: str = "replace"
     overlay_strength: float = 1.0
-    scale: float = 1.0
+    scale: float | str = 1.0
+    norm_match: bool = False
+    auto_scales: list[float] = field(default_factory=lambda: list(DEFAULT_AUTO_SCALES))
+    self_similarity_threshold: float = 0.3
+    inject_layers: int = 1
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    adapter: str | None = None
     do_sample: bool = False
     temperature: float = 1.0
     top_k: int | None = None
@@ -90,8 +112,26 @@ class InterpretationConfig(ConfigMixin):
             raise InvalidArgumentError(f"mode must be 'replace' or 'add', got {self.mode!r}")
         if not 0.0 <= float(self.overlay_strength) <= 1.0:
             raise InvalidArgumentError(f"overlay_strength must be in [0, 1], got {self.overlay_strength!r}")
-        if not torch.isfinite(torch.tensor(float(self.scale))):
-            raise InvalidArgumentError(f"scale must be finite, got {self.scale!r}")
+        if self.scale != "auto" and (
+            isinstance(self.scale, bool | str) or not math.isfinite(float(self.scale)) or float(self.scale) == 0
+        ):
+            raise InvalidArgumentError(f"scale must be a finite non-zero number or 'auto', got {self.scale!r}")
+        if not self.auto_scales or any(isinstance(s, bool) or not math.isfinite(float(s)) or s <= 0 for s in self.auto_scales):
+            raise InvalidArgumentError(f"auto_scales must be positive finite numbers, got {self.auto_scales!r}")
+        for name in ("norm_match", "relevancy", "do_sample", "verbose"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidArgumentError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if isinstance(self.repetition_penalty, bool) or not float(self.repetition_penalty) > 0:
+            raise InvalidArgumentError(f"repetition_penalty must be > 0 (1.0 = off), got {self.repetition_penalty!r}")
+        for name in ("inject_layers", "no_repeat_ngram_size"):
+            value = getattr(self, name)
+            low = 1 if name == "inject_layers" else 0
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise InvalidArgumentError(f"{name} must be an int >= {low}, got {value!r}")
+        if self.k + self.inject_layers > model.cfg.n_layers:
+            raise InvalidArgumentError(
+                f"k + inject_layers must be <= {model.cfg.n_layers}, got k={self.k}, inject_layers={self.inject_layers}"
+            )
         if self.do_sample:
             if not self.temperature > 0:
                 raise InvalidArgumentError(f"temperature must be > 0, got {self.temperature!r}")
@@ -103,7 +143,16 @@ class InterpretationConfig(ConfigMixin):
 
     @property
     def strength(self) -> float:
-        return float(self.overlay_strength if self.mode == "replace" else self.scale)
+        """Overlay strength handed to the injection hook (the scale is applied to the vector)."""
+        return float(self.overlay_strength) if self.mode == "replace" else 1.0
+
+    def decoding(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`~selfie_tl.generation.generate` for decoding."""
+        return {
+            "do_sample": self.do_sample, "temperature": self.temperature, "top_k": self.top_k,
+            "top_p": self.top_p, "repetition_penalty": float(self.repetition_penalty),
+            "no_repeat_ngram_size": self.no_repeat_ngram_size,
+        }  # fmt: skip
 
 
 @dataclass
@@ -116,6 +165,9 @@ class InterpretationBatch:
         tokens: the same ids decoded one by one (for per-token shading).
         probs: probability of each generated token with the vector injected.
         relevancy: relevancy per generated token, or ``None`` when not computed.
+        scales: the multiplier applied to each vector (after norm matching).
+        self_similarity, entropy, auto_scale_ok: the automatic choice's criterion values
+            per vector at the chosen scale (``None`` unless ``scale="auto"``).
     """
 
     texts: list[str]
@@ -123,6 +175,35 @@ class InterpretationBatch:
     tokens: list[list[str]] = field(repr=False)
     probs: list[list[float]] = field(repr=False)
     relevancy: list[list[float]] | None = field(default=None, repr=False)
+    scales: list[float] = field(default_factory=list, repr=False)
+    self_similarity: list[float] | None = field(default=None, repr=False)
+    entropy: list[float] | None = field(default=None, repr=False)
+    auto_scale_ok: list[bool] | None = field(default=None, repr=False)
+
+
+def _prepare_vectors(
+    model: HookedTransformer,
+    chunk: Float[Tensor, "n d_model"],
+    prompt: InterpretationPrompt,
+    config: InterpretationConfig,
+    adapter: SelfInterpretationAdapter | None,
+    target_norm: float | None,
+) -> tuple[Float[Tensor, "n d_model"], Tensor, tuple[Tensor, Tensor, Tensor] | None]:
+    """norm matching -> adapter -> scale (fixed or chosen): what is injected, and why."""
+    if target_norm is not None:
+        chunk = chunk * (target_norm / chunk.norm(dim=-1, keepdim=True).clamp_min(1e-12))
+    if adapter is not None:
+        with torch.no_grad():
+            chunk = adapter(chunk.to(adapter.bias.dtype)).to(chunk.dtype)
+    if config.scale != "auto":
+        scales = torch.full((chunk.shape[0],), float(config.scale), device=chunk.device, dtype=chunk.dtype)
+        return chunk * scales[:, None], scales, None
+    grid = torch.as_tensor([float(s) for s in config.auto_scales], device=chunk.device, dtype=chunk.dtype)
+    sim, ent = scale_criteria(model, chunk, prompt, config.k, grid.tolist(), inject_layers=config.inject_layers)
+    index, ok = choose_scales(sim, ent, config.self_similarity_threshold)
+    rows = torch.arange(chunk.shape[0], device=chunk.device)
+    scales = grid[index]
+    return chunk * scales[:, None], scales, (sim[rows, index], ent[rows, index], ok)
 
 
 def generate_interpretations(
@@ -132,6 +213,7 @@ def generate_interpretations(
     config: InterpretationConfig | None = None,
     *,
     fwd_hooks: Sequence[tuple[str, HookFn]] = (),
+    adapter: SelfInterpretationAdapter | str | None = None,
     **options: Any,
 ) -> InterpretationBatch:
     """Interpret vectors and return texts, tokens, probabilities and relevancy.
@@ -149,6 +231,8 @@ def generate_interpretations(
         config: an :class:`InterpretationConfig`; keyword ``options`` override its fields.
         fwd_hooks: extra ``(hook_name, fn)`` pairs for the whole run (TransformerLens
             convention), e.g. an ablation to study together with SelfIE.
+        adapter: a :class:`~selfie_tl.adapter.SelfInterpretationAdapter` (or its path)
+            applied to every vector before injection; overrides ``config.adapter``.
 
     Example:
         >>> import torch
@@ -161,32 +245,38 @@ def generate_interpretations(
     config = resolve_config(InterpretationConfig, config, options).validate(model)
     prompt = as_prompt(model.tokenizer, interpretation_prompt)
     vectors = check_vectors(model, vectors)
+    adapter = as_adapter(model, adapter if adapter is not None else config.adapter)
     generator = None
     if config.seed is not None:
         generator = torch.Generator(device=model.cfg.device).manual_seed(config.seed)
     base_ids = prompt.input_ids.to(model.cfg.device)
     tokenizer = model.tokenizer
+    auto = config.scale == "auto"
     result = InterpretationBatch(
-        texts=[], token_ids=[], tokens=[], probs=[], relevancy=[] if config.relevancy else None
-    )
+        texts=[], token_ids=[], tokens=[], probs=[], relevancy=[] if config.relevancy else None,
+        self_similarity=[] if auto else None, entropy=[] if auto else None, auto_scale_ok=[] if auto else None,
+    )  # fmt: skip
     starts = range(0, vectors.shape[0], config.batch_size)
     with model.hooks(fwd_hooks=list(fwd_hooks)):
         shared = PromptBaseline.build(model, base_ids) if config.relevancy else None
+        target_norm = placeholder_norm(model, prompt, config.k) if config.norm_match else None
         for start in tqdm(starts, desc="interpreting", unit="batch", disable=not config.verbose, leave=False):
-            chunk = vectors[start : start + config.batch_size]
+            chunk, scales, criteria = _prepare_vectors(
+                model, vectors[start : start + config.batch_size], prompt, config, adapter, target_norm
+            )
             ids = base_ids[None].expand(chunk.shape[0], -1)
             hooks = injection_hooks(
-                model,
-                chunk,
-                prompt.placeholder_positions,
-                config.k,
-                mode=config.mode,
-                strength=config.strength,
-            )
-            out = generate(
-                model, ids, config.max_new_tokens, prefill_hooks=hooks, do_sample=config.do_sample,
-                temperature=config.temperature, top_k=config.top_k, top_p=config.top_p, generator=generator,
+                model, chunk, prompt.placeholder_positions, config.k, mode=config.mode,
+                strength=config.strength, n_layers=config.inject_layers,
             )  # fmt: skip
+            out = generate(
+                model, ids, config.max_new_tokens, prefill_hooks=hooks, generator=generator, **config.decoding()
+            )
+            result.scales += scales.tolist()
+            if criteria is not None:
+                result.self_similarity += criteria[0].tolist()
+                result.entropy += criteria[1].tolist()
+                result.auto_scale_ok += criteria[2].tolist()
             rel = None
             if shared is not None:
                 rel = relevancy_scores(out.probs, baseline_probs(model, base_ids, out.tokens, shared))
@@ -210,6 +300,7 @@ def interpret_vectors(
     batch_size: int = 8,
     *,
     fwd_hooks: Sequence[tuple[str, HookFn]] = (),
+    adapter: SelfInterpretationAdapter | str | None = None,
     **options: Any,
 ) -> list[str]:
     """Interpret arbitrary vectors (SAE decoder rows, steering vectors, means, ...).
@@ -245,7 +336,9 @@ def interpret_vectors(
     config = resolve_config(
         InterpretationConfig, None, dict(k=k, max_new_tokens=max_new_tokens, batch_size=batch_size, **options)
     )
-    return generate_interpretations(model, vectors, interpretation_prompt, config, fwd_hooks=fwd_hooks).texts
+    return generate_interpretations(
+        model, vectors, interpretation_prompt, config, fwd_hooks=fwd_hooks, adapter=adapter
+    ).texts
 
 
 def layer_token_pairs(layers: Iterable[int], tokens: Iterable[int]) -> list[tuple[int, int]]:
@@ -290,6 +383,7 @@ def interpret(
     relevancy: bool = True,
     *,
     fwd_hooks: Sequence[tuple[str, HookFn]] = (),
+    adapter: SelfInterpretationAdapter | str | None = None,
     **options: Any,
 ) -> pd.DataFrame:
     """Interpret the residual stream of a prompt at (layer, token) pairs.
@@ -340,7 +434,7 @@ def interpret(
         positions = sorted({token for _, token in pairs})
         grid = capture(model, ids, layers, positions)
     vectors = torch.stack([grid[layers.index(layer), positions.index(token)] for layer, token in pairs])
-    batch = generate_interpretations(model, vectors, prompt, config, fwd_hooks=fwd_hooks)
+    batch = generate_interpretations(model, vectors, prompt, config, fwd_hooks=fwd_hooks, adapter=adapter)
     text = original_prompt if isinstance(original_prompt, str) else model.tokenizer.decode(ids)
     rows = []
     for i, (layer, token) in enumerate(pairs):
@@ -355,9 +449,16 @@ def interpret(
                 "relevancy": rel,
                 "mean_relevancy": (sum(rel) / len(rel) if rel else float("nan")) if rel is not None else None,
                 "generated_tokens": batch.tokens[i],
+                "scale": batch.scales[i],
+                **(
+                    {"self_similarity": batch.self_similarity[i], "entropy": batch.entropy[i],
+                     "auto_scale_ok": batch.auto_scale_ok[i]}
+                    if batch.self_similarity is not None else {}
+                ),  # fmt: skip
             }
         )
-    df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    columns = RESULT_COLUMNS + ([*AUTO_SCALE_COLUMNS] if batch.self_similarity is not None else [])
+    df = pd.DataFrame(rows, columns=columns)
     df.attrs["config"] = config.to_dict()
     df.attrs["interpretation_prompt"] = prompt.text
     return df

@@ -19,11 +19,8 @@ hooks, shape, training info and a fingerprint of the model); no pickle is involv
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,61 +30,19 @@ from torch import Tensor, nn
 from transformer_lens import HookedTransformer
 from transformer_lens.hook_points import HookPoint
 
+from selfie_tl.artifacts import (
+    ModelFingerprint,
+    fingerprint,
+    load_artifact,
+    read_artifact_metadata,
+    save_artifact,
+)
 from selfie_tl.errors import EditMismatchError, InvalidArgumentError
-from selfie_tl.files import atomic_path
 from selfie_tl.hooks import EditHooks, check_layer, edit_hook_names
 
 FORMAT = "selfie_tl.control.edit"
-FORMAT_VERSION = 1
-_META_KEY = "selfie_tl_edit"
-
-
-@dataclass(frozen=True)
-class ModelFingerprint:
-    """What identifies the model an edit was trained on.
-
-    Attributes:
-        name: ``model.cfg.model_name``.
-        n_layers: number of blocks.
-        d_model: residual width.
-        embed_sha256: SHA-256 of the embedding matrix ``W_E`` (float32 bytes).
-    """
-
-    name: str
-    n_layers: int
-    d_model: int
-    embed_sha256: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelFingerprint:
-        return cls(**data)
-
-
-_HASH_MEMO: dict[tuple[int, int, int], str] = {}
-
-
-def fingerprint(model: HookedTransformer) -> ModelFingerprint:
-    """Fingerprint of ``model`` (the embedding hash is memoised per tensor version).
-
-    Example:
-        >>> from selfie_tl.testing import tiny_model
-        >>> fp = fingerprint(tiny_model(n_layers=2))
-        >>> fp.n_layers, fp.d_model, len(fp.embed_sha256)
-        (2, 64, 64)
-    """
-    w_e = model.W_E
-    # Hashing SmolLM2's 28M-entry embedding takes ~1 s; W_E._version changes on in-place edits.
-    key = (id(w_e), w_e._version, w_e.data_ptr())
-    if key not in _HASH_MEMO:
-        data = w_e.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
-        _HASH_MEMO[key] = hashlib.sha256(data).hexdigest()
-    return ModelFingerprint(
-        name=str(model.cfg.model_name), n_layers=int(model.cfg.n_layers), d_model=int(model.cfg.d_model),
-        embed_sha256=_HASH_MEMO[key],
-    )  # fmt: skip
+FORMAT_VERSION = 2  # 2: the checksum covers the metadata too (1: tensors only, still read)
+_READABLE = (1, 2)
 
 
 def check_edit_layer(model: HookedTransformer, layer: Any) -> int:
@@ -297,37 +252,16 @@ class MLPEdit(nn.Module):
             >>> load_edit(path, model).layer
             2
         """
-        from safetensors.torch import save_file
-
         if model is not None:
             self.check_model(model)
             self.trained_on = fingerprint(model)
-        tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
-        meta = self.metadata()
-        meta["tensors_sha256"] = _tensors_hash(tensors)
-        try:
-            text = json.dumps(meta, sort_keys=True, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise InvalidArgumentError(f"edit.info must be plain JSON: {exc}") from exc
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={_META_KEY: text})
-        return path
+        return save_artifact(path, self.state_dict(), self.metadata())
 
 
 def _remove(handles: list[tuple[HookPoint, Any]]) -> None:
     for point, handle in handles:
         handle.hook.remove()
         point.fwd_hooks = [h for h in point.fwd_hooks if h is not handle]
-
-
-def _tensors_hash(tensors: dict[str, Tensor]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(tensors):
-        t = tensors[name]
-        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-        digest.update(t.to(torch.float32).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def read_edit_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -337,22 +271,7 @@ def read_edit_metadata(path: str | os.PathLike) -> dict[str, Any]:
         FileNotFoundError: no such file.
         EditMismatchError: the file is not a readable selfie_tl edit.
     """
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no edit file at {path}")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            meta = (handle.metadata() or {}).get(_META_KEY)
-        data = json.loads(meta) if meta else None
-    except Exception as exc:  # safetensors raises its own error types on corrupt headers
-        raise EditMismatchError(f"{path} is not a readable safetensors edit file: {exc}") from exc
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise EditMismatchError(f"{path} holds no selfie_tl edit metadata")
-    if data.get("format_version") != FORMAT_VERSION:
-        raise EditMismatchError(f"{path} has edit format version {data.get('format_version')}, expected {FORMAT_VERSION}")
-    return data
+    return read_artifact_metadata(path, FORMAT, _READABLE, EditMismatchError)
 
 
 def load_edit(path: str | os.PathLike, model: HookedTransformer, *, check_fingerprint: bool = True) -> MLPEdit:
@@ -374,28 +293,14 @@ def load_edit(path: str | os.PathLike, model: HookedTransformer, *, check_finger
         >>> with edit.attached(model):  # doctest: +SKIP
         ...     selfie_tl.complete(model, ["The capital of France is"])
     """
-    from safetensors.torch import load_file
-
-    meta = read_edit_metadata(path)
-    if check_fingerprint:
-        saved = meta.get("model")
-        if saved is None:
-            raise EditMismatchError(f"{path} records no model fingerprint; pass check_fingerprint=False to load anyway")
-        here = fingerprint(model).to_dict()
-        diff = {k: (saved.get(k), v) for k, v in here.items() if saved.get(k) != v}
-        if diff:
-            detail = ", ".join(f"{k}: saved {a!r} vs model {b!r}" for k, (a, b) in diff.items())
-            raise EditMismatchError(f"edit {path} was trained on a different model ({detail})")
+    meta, tensors = load_artifact(
+        path, model, FORMAT, _READABLE, EditMismatchError, check_fingerprint=check_fingerprint
+    )
     try:
         edit = MLPEdit(int(meta["d_model"]), int(meta["layer"]), rank=int(meta["rank"]),
                        bias=bool(meta["bias"]), seed=int(meta.get("seed", 0)))  # fmt: skip
-        tensors = load_file(str(path))
     except (KeyError, TypeError, ValueError, InvalidArgumentError) as exc:
         raise EditMismatchError(f"{path} has inconsistent edit metadata: {exc}") from exc
-    except Exception as exc:
-        raise EditMismatchError(f"{path} could not be read: {exc}") from exc
-    if _tensors_hash(tensors) != meta.get("tensors_sha256"):
-        raise EditMismatchError(f"{path}: tensors do not match their recorded SHA-256 (corrupted file)")
     try:
         edit.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
