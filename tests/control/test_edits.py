@@ -171,3 +171,20 @@ def test_metadata_is_json_and_no_pickle(tiny_llama, tmp_path):
     header = json.loads(path.read_bytes()[8 : 8 + header_len])
     assert json.loads(header["__metadata__"]["selfie_tl_edit"])["layer"] == 1
     assert b"\x80\x04" not in path.read_bytes()[:2]  # not a pickle stream
+
+
+def test_edited_layer_in_metadata_is_caught(tmp_path):
+    """Changing the layer in the JSON metadata (not the tensors) is detected on load."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    model = tiny_model(n_layers=3)
+    path = MLPEdit.for_model(model, layer=2).save(tmp_path / "e.safetensors", model)
+    with safe_open(str(path), framework="pt") as fh:
+        doc = json.loads(fh.metadata()["selfie_tl_edit"])
+    doc["layer"], doc["block"] = 1, 0
+    save_file(load_file(str(path)), str(path), metadata={"selfie_tl_edit": json.dumps(doc)})
+    with pytest.raises(EditMismatchError, match="SHA-256"):
+        load_edit(path, model)
