@@ -26,6 +26,7 @@ def hf_interpret_ids(
     k: int,
     max_new_tokens: int,
     batch_size: int = 8,
+    **generate_kwargs: Any,
 ) -> list[list[int]]:
     """Greedy SelfIE generation with a ``transformers`` causal LM.
 
@@ -37,6 +38,8 @@ def hf_interpret_ids(
         k: decoder layer whose input is overwritten.
         max_new_tokens: tokens to generate.
         batch_size: rows per ``generate`` call.
+        **generate_kwargs: more ``generate`` settings (``repetition_penalty``,
+            ``no_repeat_ngram_size``, ...), to compare decoding controls.
 
     Returns:
         Generated ids per vector, cut before the first end-of-sequence token.
@@ -65,7 +68,7 @@ def hf_interpret_ids(
             ids = input_ids[None].expand(len(chunk), -1)
             out = hf_model.generate(
                 ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                do_sample=False, pad_token_id=next(iter(eos_ids), 0),
+                do_sample=False, pad_token_id=next(iter(eos_ids), 0), **generate_kwargs,
             )  # fmt: skip
         finally:
             handle.remove()

@@ -55,6 +55,19 @@ def test_greedy_interpretation_equals_plain_hugging_face(default_model, hf_model
     assert ours == ref
 
 
+@pytest.mark.parametrize(
+    "controls", [{"repetition_penalty": 1.3}, {"no_repeat_ngram_size": 3}, {"repetition_penalty": 1.2, "no_repeat_ngram_size": 2}]
+)
+def test_decoding_controls_equal_hugging_face_generate(default_model, hf_model, controls):
+    prompt = selfie_tl.default_interpretation_prompt(default_model.tokenizer)
+    vectors = selfie_tl.capture(default_model, DEMO, [6, 15], [-1, 4]).reshape(-1, default_model.cfg.d_model)
+    ours = selfie_tl.generate_interpretations(
+        default_model, vectors, prompt, k=2, max_new_tokens=16, batch_size=4, relevancy=False, **controls
+    ).token_ids
+    ref = hf_interpret_ids(hf_model, prompt.input_ids, prompt.placeholder_positions, vectors, 2, 16, 4, **controls)
+    assert ours == ref
+
+
 def test_relevancy_shape_and_range(default_model):
     df = selfie_tl.interpret(default_model, DEMO, [(6, -1), (18, -1), (24, 2)], max_new_tokens=10)
     for rel, tokens in zip(df.relevancy, df.generated_tokens):
