@@ -10,12 +10,20 @@ pass over the generated tokens; because nothing is injected, the interpretation 
 the same for every row, so its keys and values are computed once per call
 (:class:`PromptBaseline`) and shared by every batch. Each batch then only feeds its
 generated tokens.
+
+Reading the scores back from a result: :func:`tokens_and_relevancy` takes a result row (or
+token and score lists) apart, and :func:`relevant_spans` returns the stretches of an
+interpretation whose relevancy exceeds a threshold.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import pandas as pd
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
@@ -23,6 +31,8 @@ from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
 
+from selfie_tl._values import as_list, float_or_nan
+from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.generation import final_logits, residual_stream
 
 
@@ -114,3 +124,123 @@ def relevancy_scores(
         tensor([[0.8000, 0.0000]])
     """
     return (injected_probs - baseline).abs()
+
+
+# --------------------------------------------------------------------------- reading results
+
+
+def tokens_and_relevancy(
+    tokens: Sequence[str] | Mapping[str, Any],
+    relevancy: Sequence[float] | None = None,
+    *,
+    require_relevancy: bool = False,
+) -> tuple[list[str], list[float] | None]:
+    """Generated tokens and their scores, from lists or from a result row.
+
+    Args:
+        tokens: the generated tokens, or a row of :func:`selfie_tl.interpret`'s DataFrame
+            (``df.iloc[i]``, a dict, or a ``df.itertuples()`` tuple) with
+            ``generated_tokens`` and ``relevancy``.
+        relevancy: one score per token (ignored when a row is given).
+        require_relevancy: raise when there are no scores.
+
+    Returns:
+        ``(tokens, scores)``: tokens as strings, scores as floats (NaN for missing ones), or
+        ``None`` when there are none.
+
+    Raises:
+        InvalidArgumentError: ``tokens`` is one string, a row lacks the columns, lengths
+            differ, or (with ``require_relevancy``) there are no scores.
+
+    Example:
+        >>> tokens_and_relevancy({"generated_tokens": ["a", "b"], "relevancy": [0.1, None]})
+        (['a', 'b'], [0.1, nan])
+    """
+    if hasattr(tokens, "_asdict"):  # a row from df.itertuples()
+        tokens = tokens._asdict()
+    if isinstance(tokens, (Mapping, pd.Series)):
+        row = tokens
+        if require_relevancy and ("generated_tokens" not in row or "relevancy" not in row):
+            raise InvalidArgumentError("row needs 'generated_tokens' and 'relevancy' columns")
+        if "generated_tokens" not in row:
+            raise InvalidArgumentError("row has no 'generated_tokens'; pass tokens and relevancy instead")
+        tokens, relevancy = as_list(row["generated_tokens"]) or [], as_list(row.get("relevancy"))
+    if isinstance(tokens, str):
+        raise InvalidArgumentError("tokens must be a list of token strings, not one string")
+    if relevancy is None and require_relevancy:
+        raise InvalidArgumentError("no relevancy scores; run interpret with relevancy=True")
+    tokens = [str(t) for t in tokens]
+    rel = None if relevancy is None else [float_or_nan(r) for r in relevancy]
+    if rel is not None and len(rel) != len(tokens):
+        raise InvalidArgumentError(f"{len(tokens)} tokens but {len(rel)} relevancy scores; they must align")
+    return tokens, rel
+
+
+@dataclass(frozen=True)
+class RelevantSpan:
+    """A run of consecutive generated tokens whose relevancy exceeds a threshold.
+
+    Attributes:
+        start: index of the first token.
+        end: one past the last token.
+        text: the tokens joined.
+        max_relevancy, mean_relevancy: over the span.
+    """
+
+    start: int
+    end: int
+    text: str
+    max_relevancy: float
+    mean_relevancy: float
+
+
+def relevant_spans(
+    tokens: Sequence[str] | Mapping[str, Any],
+    relevancy: Sequence[float] | None = None,
+    threshold: float = 0.1,
+) -> list[RelevantSpan]:
+    """The stretches of an interpretation that came from the embedding.
+
+    A token belongs to a span when its relevancy is strictly greater than ``threshold``;
+    neighbouring such tokens merge into one span. Tokens with low relevancy are what the
+    interpretation prompt would have produced anyway.
+
+    Args:
+        tokens: generated tokens, or a result row with ``generated_tokens`` and ``relevancy``.
+        relevancy: one score per token (ignored when a row is given).
+        threshold: scores above it count as relevant.
+
+    Raises:
+        InvalidArgumentError: no relevancy (interpret ran with ``relevancy=False``) or
+            lengths that do not match.
+
+    Example:
+        >>> spans = relevant_spans(["The", " Himal", "ayas", " are"], [0.0, 0.5, 0.4, 0.05], 0.1)
+        >>> [(s.start, s.end, s.text) for s in spans]
+        [(1, 3, ' Himalayas')]
+    """
+    tokens, rel = tokens_and_relevancy(tokens, relevancy, require_relevancy=True)
+    if not isinstance(threshold, int | float) or math.isnan(threshold):
+        raise InvalidArgumentError(f"threshold must be a number, got {threshold!r}")
+    spans, start = [], None
+    for i, r in enumerate([*rel, float("nan")]):  # NaN sentinel closes a trailing span
+        above = not math.isnan(r) and r > threshold
+        if above and start is None:
+            start = i
+        elif not above and start is not None:
+            chunk = rel[start:i]
+            spans.append(
+                RelevantSpan(start, i, "".join(tokens[start:i]), max(chunk), sum(chunk) / len(chunk))
+            )
+            start = None
+    return spans
+
+
+__all__ = [
+    "PromptBaseline",
+    "RelevantSpan",
+    "baseline_probs",
+    "relevancy_scores",
+    "relevant_spans",
+    "tokens_and_relevancy",
+]

@@ -1,9 +1,19 @@
+import pandas as pd
+import pytest
 import torch
 
+from selfie_tl import viz
+from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.generation import final_logits, residual_stream
 from selfie_tl.interpret import generate_interpretations
 from selfie_tl.prompts import default_interpretation_prompt
-from selfie_tl.relevancy import PromptBaseline, baseline_probs, relevancy_scores
+from selfie_tl.relevancy import (
+    PromptBaseline,
+    baseline_probs,
+    relevancy_scores,
+    relevant_spans,
+    tokens_and_relevancy,
+)
 
 
 def test_shared_prompt_baseline_equals_a_full_teacher_forced_pass(tiny):
@@ -53,3 +63,35 @@ def test_relevancy_is_positive_and_bounded_when_injecting(tiny_llama):
 def test_relevancy_scores():
     got = relevancy_scores(torch.tensor([[0.2, 0.9]]), torch.tensor([[0.5, 0.1]]))
     torch.testing.assert_close(got, torch.tensor([[0.3, 0.8]]))
+
+
+def test_relevant_spans():
+    spans = relevant_spans(["The", " Eiffel", " Tower", " &"], [0.02, 0.5, 0.4, 0.01], threshold=0.1)
+    assert [(s.start, s.end, s.text) for s in spans] == [(1, 3, " Eiffel Tower")]
+    assert spans[0].max_relevancy == 0.5 and spans[0].mean_relevancy == pytest.approx(0.45)
+    # Strictly greater; several spans; a trailing span is closed.
+    spans = relevant_spans(list("abcde"), [0.2, 0.1, 0.3, 0.0, 0.9], threshold=0.1)
+    assert [s.text for s in spans] == ["a", "c", "e"]
+    assert relevant_spans(list("ab"), [0.0, 0.0], threshold=0.1) == []
+    with pytest.raises(InvalidArgumentError, match="relevancy=True"):
+        relevant_spans(["a"], None)
+    with pytest.raises(InvalidArgumentError, match="align"):
+        relevant_spans(["a", "b"], [0.5])
+    assert viz.relevant_spans is relevant_spans and viz.RelevantSpan is type(spans[0])  # re-exported
+
+
+def test_spans_of_result_rows():
+    df = pd.DataFrame(
+        {"generated_tokens": [["The", " Eiffel", " Tower", " &"]], "relevancy": [[0.02, 0.5, 0.4, 0.01]]}
+    )
+    row_spans = relevant_spans(df.iloc[0], threshold=0.3)
+    assert [s.text for s in row_spans] == [" Eiffel Tower"]
+    tuple_row = next(df.itertuples())
+    assert relevant_spans(tuple_row, threshold=0.3) == row_spans
+    assert relevant_spans(df.iloc[0].to_dict(), threshold=0.3) == row_spans
+    assert viz.interpretation_html(tuple_row) == viz.interpretation_html(df.iloc[0])
+    with pytest.raises(InvalidArgumentError, match="needs 'generated_tokens' and 'relevancy'"):
+        relevant_spans({"generated_tokens": ["a"]})
+    with pytest.raises(InvalidArgumentError, match="list of token strings"):
+        tokens_and_relevancy("ab", [0.1, 0.2])
+    assert tokens_and_relevancy({"generated_tokens": ("a",), "relevancy": None}) == (["a"], None)

@@ -1,0 +1,75 @@
+"""Shared by the viz tests: a synthetic result with known values and a tiny HTML walker."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+import pandas as pd
+
+
+def synthetic(prompt: str = "Where is Paris?") -> pd.DataFrame:
+    """Two layers x two tokens with known texts and relevancy; one cell full of HTML."""
+    rows = []
+    spec = {
+        (0, 1): (["a", " city"], [0.0, 0.1]),
+        (0, 3): (["<script>", "alert(1)", "</script>"], [0.3, 0.3, 0.3]),
+        (4, 1): (["The", " Eiffel", " Tower", " &"], [0.02, 0.5, 0.4, 0.01]),
+        (4, 3): (["cost", " $5", " & $6"], [0.2, 0.2, 0.2]),
+    }
+    decoded = {1: " is", 3: "?"}
+    for (layer, tok), (toks, rel) in spec.items():
+        rows.append(
+            {
+                "prompt": prompt, "layer": layer, "token": tok, "token_decoded": decoded[tok],
+                "interpretation": "".join(toks), "relevancy": rel, "mean_relevancy": sum(rel) / len(rel),
+                "generated_tokens": toks,
+            }
+        )  # fmt: skip
+    df = pd.DataFrame(rows)
+    df.attrs["config"] = {"k": 2, "max_new_tokens": 4}
+    df.attrs["interpretation_prompt"] = "<|im_start|>user\n_ _ <|im_end|>"
+    return df
+
+
+class Collect(HTMLParser):
+    """Minimal DOM walk: element tags with attributes and the text directly inside."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements: list[dict] = []
+        self.stack: list[dict] = []
+        self.scripts: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag, attrs):
+        el = {"tag": tag, "attrs": dict(attrs), "text": ""}
+        self.elements.append(el)
+        self._in_script = tag == "script"
+        if tag not in ("br", "meta"):
+            self.stack.append(el)
+
+    def handle_endtag(self, tag):
+        self._in_script = False
+        while self.stack:
+            if self.stack.pop()["tag"] == tag:
+                break
+
+    def handle_data(self, data):
+        if self._in_script:
+            self.scripts.append(data)
+        for el in self.stack:
+            el["text"] += data
+
+
+def parse(text: str) -> Collect:
+    p = Collect()
+    p.feed(text)
+    return p
+
+
+def cells_of(html_text: str) -> dict[tuple[int, int], dict]:
+    return {
+        (int(e["attrs"]["data-layer"]), int(e["attrs"]["data-token"])): e
+        for e in parse(html_text).elements
+        if e["tag"] == "td" and "stl-cell" in e["attrs"].get("class", "")
+    }
