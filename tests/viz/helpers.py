@@ -73,3 +73,26 @@ def cells_of(html_text: str) -> dict[tuple[int, int], dict]:
         for e in parse(html_text).elements
         if e["tag"] == "td" and "stl-cell" in e["attrs"].get("class", "")
     }
+
+
+WORDS = ["Paris", " the", " capital", " of", " France", "\n", " city", " Eiffel", " Tower", ".", " is", " a"]
+
+
+def synthetic_grid(n_layers: int, n_tokens: int, n_generated: int = 30, prompt: str = "Where is Paris?"):
+    """An ``n_layers x n_tokens`` result with deterministic, varied interpretations."""
+    rows = []
+    for layer in range(n_layers):
+        for tok in range(n_tokens):
+            toks = [WORDS[(layer * 7 + tok * 3 + i * 5) % len(WORDS)] for i in range(n_generated)]
+            rel = [((layer + 1) * (tok + 2) * (i + 3) % 17) / 40 for i in range(n_generated)]
+            rows.append(
+                {
+                    "prompt": prompt, "layer": layer, "token": tok, "token_decoded": f" w{tok}",
+                    "interpretation": "".join(toks), "relevancy": rel,
+                    "mean_relevancy": sum(rel) / len(rel), "generated_tokens": toks,
+                }
+            )  # fmt: skip
+    df = pd.DataFrame(rows)
+    df.attrs["config"] = {"k": 2, "max_new_tokens": n_generated, "verbose": False}
+    df.attrs["interpretation_prompt"] = "<|im_start|>user\n_ _ _ _ _\nSummarize.<|im_end|>\n"
+    return df

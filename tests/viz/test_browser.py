@@ -1,0 +1,152 @@
+"""The HTML report in a real browser: headless Chromium driven by Selenium.
+
+Needs ``/usr/bin/chromium``, ``/usr/bin/chromedriver`` (Debian: ``apt-get install chromium
+chromium-driver``) and ``pip install selenium``. Without them the tests are skipped, except
+under CI (``CI=true``), where they fail: CI must exercise the page.
+
+Screenshots go to ``$SELFIE_TL_ARTIFACTS`` when set, else to ``tests/_artifacts/browser/``
+(ignored by git).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from selfie_tl import viz
+
+from .helpers import synthetic
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+ARTIFACTS = Path(os.environ.get("SELFIE_TL_ARTIFACTS") or Path(__file__).resolve().parents[1] / "_artifacts")
+FLAGS = (
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-first-run",
+)  # fmt: skip
+
+
+def _missing() -> list[str]:
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if importlib.util.find_spec("selenium") is None:
+        missing.append("the selenium package")
+    return missing
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    missing = _missing()
+    if missing:
+        message = (
+            f"browser test needs {', '.join(missing)}: apt-get install chromium chromium-driver; "
+            "pip install selenium"
+        )
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    options.add_argument("--window-size=1400,900")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(20)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def open_report(driver, df, path: Path, width: int = 1400, height: int = 900, **kwargs):
+    """Write the report, load it, and return the browser's console messages so far."""
+    viz.write_report(df, path, **kwargs)
+    driver.set_window_size(width, height)
+    driver.get(path.as_uri())
+    driver.get_log("browser")  # drop anything from the previous page
+    driver.refresh()
+    return driver.get_log("browser")
+
+
+def console_errors(log: list[dict]) -> list[dict]:
+    return [entry for entry in log if entry.get("level") == "SEVERE"]
+
+
+def screenshot(driver, tmp_path: Path, name: str) -> Path:
+    shot = tmp_path / name
+    assert driver.save_screenshot(str(shot)), f"no screenshot {shot}"
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, ARTIFACTS / name)
+    return shot
+
+
+def cell(driver, layer: int, token: int):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, f'td.stl-cell[data-layer="{layer}"][data-token="{token}"]')
+
+
+def detail(driver):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, ".stl-detail")
+
+
+def hover(driver, element) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(driver).move_to_element(element).perform()
+
+
+def shaded(panel) -> list[tuple[str, str]]:
+    """(text, data-relevancy) of each shaded token in the panel."""
+    from selenium.webdriver.common.by import By
+
+    return [
+        (t.get_attribute("textContent"), t.get_attribute("data-relevancy"))
+        for t in panel.find_elements(By.CSS_SELECTOR, ".stl-tok")
+    ]
+
+
+def test_report_renders_without_console_errors(browser, tmp_path):
+    log = open_report(browser, synthetic(), tmp_path / "report.html", title="Browser check")
+    assert not console_errors(log), log
+    assert browser.title == "Browser check"
+    assert len(browser.find_elements("css selector", "td.stl-cell")) == 4
+    # Model text "<script>" is text on the page, never an element.
+    assert browser.execute_script("return document.scripts.length") == 1
+    assert "<script>alert(1)</script>" in cell(browser, 0, 3).text
+    screenshot(browser, tmp_path, "report-initial.png")
+
+
+def test_hover_and_click_show_that_cells_interpretation(browser, tmp_path):
+    df = synthetic()
+    open_report(browser, df, tmp_path / "report.html")
+    hover(browser, cell(browser, 4, 1))
+    panel = detail(browser)
+    assert "layer 4, token 1" in panel.text and "The Eiffel Tower &" in panel.text
+    assert shaded(panel) == [("The", "0.02"), (" Eiffel", "0.5"), (" Tower", "0.4"), (" &", "0.01")]
+    colours = [
+        t.value_of_css_property("background-color") for t in panel.find_elements("css selector", ".stl-tok")
+    ]
+    assert colours[1] != colours[0]  # shaded by relevancy, not one flat colour
+
+    hover(browser, cell(browser, 0, 3))
+    assert "layer 0, token 3" in detail(browser).text
+    assert [text for text, _ in shaded(detail(browser))] == ["<script>", "alert(1)", "</script>"]
+
+    cell(browser, 4, 1).click()  # pin (4, 1): hovering elsewhere no longer changes the panel
+    hover(browser, cell(browser, 4, 3))
+    assert "layer 4, token 1" in detail(browser).text
+    screenshot(browser, tmp_path, "report-pinned.png")
+    assert not console_errors(browser.get_log("browser"))
