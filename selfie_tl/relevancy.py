@@ -12,13 +12,16 @@ the same for every row, so its keys and values are computed once per call
 generated tokens.
 
 Reading the scores back from a result: :func:`tokens_and_relevancy` takes a result row (or
-token and score lists) apart, and :func:`relevant_spans` returns the stretches of an
-interpretation whose relevancy exceeds a threshold.
+token and score lists) apart, :func:`relevant_spans` returns the stretches of an
+interpretation whose relevancy exceeds a threshold, and :func:`content_relevancy` is the
+one score of a whole interpretation that the pictures colour by (mean relevancy over its
+content tokens; :func:`token_kinds` says which tokens those are).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -236,11 +239,142 @@ def relevant_spans(
     return spans
 
 
+# --------------------------------------------------------------------------- one score per reply
+
+SPECIAL_TOKEN_PATTERN = re.compile(
+    r"<\|[^|<>\s]*\|>|</?s>|<(?:eos|bos|pad|unk|mask|sep|cls|end_of_turn|start_of_turn)>|\[/?INST\]",
+    re.IGNORECASE,
+)
+"""Special tokens recognised without a tokenizer: ``<|im_end|>``, ``<|endoftext|>``,
+``<|eot_id|>``, ``</s>``, ``<eos>``, ``<end_of_turn>``, ``[INST]`` and the like."""
+
+REPEAT_NGRAM = 3
+"""Default ``ngram`` of :func:`token_kinds`: a token that completes a 3-gram already seen
+is a repetition."""
+
+
+def token_kinds(
+    tokens: Sequence[str],
+    *,
+    special_tokens: Sequence[str] | None = None,
+    ngram: int = REPEAT_NGRAM,
+) -> list[str]:
+    """What each generated token is: ``"content"``, ``"whitespace"``, ``"special"`` or ``"repeat"``.
+
+    * ``"whitespace"``: the token is empty or only whitespace (spaces, newlines, tabs);
+    * ``"special"``: the token is one of ``special_tokens`` (e.g.
+      ``tokenizer.all_special_tokens``) or, whether or not those are given, matches
+      :data:`SPECIAL_TOKEN_PATTERN` (``<|im_end|>``, ``</s>``, ``<eos>``, ...);
+    * ``"repeat"``: among the other tokens (compared without surrounding whitespace and
+      case), it completes an ``ngram``-gram that already occurred earlier in the reply;
+    * ``"content"``: everything else.
+
+    Example:
+        >>> token_kinds(["Paris", ",", " Paris", ",", " Paris", ",", "\\n", "<|im_end|>"])
+        ['content', 'content', 'content', 'content', 'repeat', 'repeat', 'whitespace', 'special']
+    """
+    if not isinstance(ngram, int) or isinstance(ngram, bool) or ngram < 1:
+        raise InvalidArgumentError(f"ngram must be an int >= 1, got {ngram!r}")
+    specials = {str(t) for t in special_tokens or ()}
+    kinds: list[str] = []
+    words: list[str] = []  # normalised non-whitespace, non-special tokens so far
+    seen: set[tuple[str, ...]] = set()
+    for tok in tokens:
+        tok = str(tok)
+        if not tok.strip():
+            kinds.append("whitespace")
+            continue
+        if tok in specials or SPECIAL_TOKEN_PATTERN.fullmatch(tok.strip()):
+            kinds.append("special")
+            continue
+        words.append(tok.strip().lower())
+        gram = tuple(words[-ngram:]) if len(words) >= ngram else None
+        kinds.append("repeat" if gram is not None and gram in seen else "content")
+        if gram is not None:
+            seen.add(gram)
+    return kinds
+
+
+def content_relevancy(
+    tokens: Sequence[str] | Mapping[str, Any],
+    relevancy: Sequence[float] | None = None,
+    *,
+    special_tokens: Sequence[str] | None = None,
+    ngram: int = REPEAT_NGRAM,
+) -> float:
+    """The score of one interpretation: mean relevancy over its content tokens.
+
+    Content tokens are those :func:`token_kinds` calls ``"content"``: whitespace-only
+    tokens, special/end tokens and repetitions (a token completing an ``ngram``-gram
+    already generated) are left out, so that replies of newlines, end tokens or a phrase
+    said over and over do not score high on the relevancy of their filler. Tokens with a
+    missing score are left out too.
+
+    This is the colour of a cell in :func:`selfie_tl.viz.plot_grid`,
+    :func:`selfie_tl.viz.grid_html` and the HTML report; :func:`content_relevancy_column`
+    computes it for every row of a result.
+
+    Args:
+        tokens: generated tokens, or a result row with ``generated_tokens`` and ``relevancy``.
+        relevancy: one score per token (ignored when a row is given).
+        special_tokens: exact special-token strings (e.g. ``tokenizer.all_special_tokens``),
+            in addition to :data:`SPECIAL_TOKEN_PATTERN`.
+        ngram: n-gram length for repetitions.
+
+    Returns:
+        The mean, or NaN when there are no scores (``relevancy=False``) or no content
+        tokens (an empty or whitespace-only reply).
+
+    Example:
+        >>> content_relevancy(["\\n", "Mount", " Everest", "\\n", "<|im_end|>"], [0.9, 0.1, 0.5, 0.9, 0.9])
+        0.3
+        >>> content_relevancy(["\\n", "\\n"], [0.9, 0.9])
+        nan
+    """
+    tokens, rel = tokens_and_relevancy(tokens, relevancy)
+    if rel is None:
+        return float("nan")
+    kinds = token_kinds(tokens, special_tokens=special_tokens, ngram=ngram)
+    chosen = [r for r, kind in zip(rel, kinds, strict=True) if kind == "content" and not math.isnan(r)]
+    return sum(chosen) / len(chosen) if chosen else float("nan")
+
+
+def content_relevancy_column(
+    df: pd.DataFrame, *, special_tokens: Sequence[str] | None = None, ngram: int = REPEAT_NGRAM
+) -> pd.Series:
+    """:func:`content_relevancy` of every row of a result, as a Series named ``content_relevancy``.
+
+    Meant for ``df["content_relevancy"] = content_relevancy_column(df, special_tokens=
+    model.tokenizer.all_special_tokens)``; the pictures read that column when present and
+    compute the same score from ``generated_tokens`` and ``relevancy`` otherwise.
+
+    Example:
+        >>> import pandas as pd
+        >>> df = pd.DataFrame({"generated_tokens": [["a", " b"], [" "]], "relevancy": [[0.2, 0.4], [0.9]]})
+        >>> content_relevancy_column(df).round(3).tolist()
+        [0.3, nan]
+    """
+    for column in ("generated_tokens", "relevancy"):
+        if column not in df.columns:
+            raise InvalidArgumentError(f"DataFrame has no {column!r} column; pass the result of interpret")
+    values = [
+        content_relevancy(toks, rel, special_tokens=special_tokens, ngram=ngram) if as_list(toks) is not None
+        else float("nan")
+        for toks, rel in zip(df["generated_tokens"], df["relevancy"], strict=True)
+    ]  # fmt: skip
+    return pd.Series(values, index=df.index, name="content_relevancy", dtype=float)
+
+
 __all__ = [
+    "REPEAT_NGRAM",
+    "SPECIAL_TOKEN_PATTERN",
     "PromptBaseline",
     "RelevantSpan",
     "baseline_probs",
+    "content_relevancy",
+    "content_relevancy_column",
     "relevancy_scores",
     "relevant_spans",
+    "token_kinds",
     "tokens_and_relevancy",
 ]

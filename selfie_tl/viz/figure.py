@@ -10,8 +10,16 @@ from typing import Any
 
 import pandas as pd
 
-from selfie_tl.viz.colors import CMAP, MISSING_BG, colormap, relevancy_color, scale_top, text_color
-from selfie_tl.viz.grid import grid_data, short, visible_token
+from selfie_tl.viz.colors import (
+    CMAP,
+    MISSING_BG,
+    SCALE_PERCENTILE,
+    colormap,
+    relevancy_color,
+    scale_top,
+    text_color,
+)
+from selfie_tl.viz.grid import BLANK_MARK, EMPTY_MARK, cell_text, grid_data, short, visible_token
 
 
 def _token_axis_label(position: int, decoded: str) -> str:
@@ -49,8 +57,12 @@ def plot_grid(
     """Layer x token grid of interpretations as a matplotlib figure.
 
     Rows are layers (layer 0 at the top), columns token positions labelled with the
-    decoded token; each cell holds the interpretation truncated to ``max_chars`` and is
-    coloured by its mean relevancy (grey: not computed or no such pair).
+    decoded token; each cell holds an excerpt of up to ``max_chars`` characters around the
+    most relevant part of its interpretation and is coloured by its content relevancy
+    (:func:`~selfie_tl.relevancy.content_relevancy`: mean relevancy over content tokens).
+    Grey: no score (relevancy not computed, no content tokens, or no such pair); ``∅``
+    marks an empty reply, ``␣`` a whitespace-only one. A figure made here explains the
+    marks in a caption.
 
     Args:
         df: result of :func:`selfie_tl.interpret`.
@@ -58,16 +70,16 @@ def plot_grid(
         prompt: which prompt, when the frame holds several.
         max_chars: characters of each interpretation shown in its cell (0: all).
         wrap: line width (characters) inside a cell.
-        vmax: top of the colour scale (default: the largest mean relevancy, at least
-            :data:`~selfie_tl.viz.MIN_VMAX`).
+        vmax: top of the colour scale (default: the 95th percentile of the cell scores, at
+            least :data:`~selfie_tl.viz.MIN_VMAX`; higher scores get the top colour).
         cmap: matplotlib colormap name.
         ax: draw on this Axes instead of a new figure.
         title: figure title (default: the prompt).
         dpi: resolution of raster output.
 
     Returns:
-        The ``matplotlib.figure.Figure``. The Axes' image holds the mean relevancy matrix
-        (NaN for empty cells), ``ax.texts`` the cell texts.
+        The ``matplotlib.figure.Figure``. The Axes' image holds the score matrix (NaN for
+        unscored and empty cells), ``ax.texts`` the cell texts.
 
     Example:
         >>> import pandas as pd
@@ -90,7 +102,8 @@ def plot_grid(
             values[i, j] = grid.value(layer, tok)
     top = scale_top(values.ravel().tolist(), vmax)
 
-    if ax is None:
+    own_figure = ax is None
+    if own_figure:
         # A bare Figure (not pyplot) so that loops over many prompts do not pile up
         # global figures; Jupyter still displays it.
         fig = Figure(figsize=(1.6 + 2.3 * n_cols, 1.4 + 0.62 * n_rows), layout="constrained")
@@ -106,10 +119,13 @@ def plot_grid(
             cell = grid.cells.get((layer, tok))
             if cell is None:
                 continue
-            bg = relevancy_color(cell.mean_relevancy, top, cmap)
-            text = textwrap.fill(short(cell.interpretation, max_chars), wrap) or "∅"
+            bg = relevancy_color(cell.score, top, cmap)
+            text = textwrap.fill(cell_text(cell, max_chars), wrap) or EMPTY_MARK
+            size = 7 if cell.kind == "text" else 12  # the marks must be seen
             # parse_math=False: a "$" in model output must not switch to mathtext.
-            ax.text(j, i, text, ha="center", va="center", fontsize=7, color=text_color(bg), parse_math=False)
+            ax.text(
+                j, i, text, ha="center", va="center", fontsize=size, color=text_color(bg), parse_math=False
+            )
     ax.set_xticks(
         range(n_cols),
         [
@@ -130,7 +146,16 @@ def plot_grid(
     heading = title if title is not None else (short(grid.prompt, 90) if grid.prompt else None)
     if heading:
         ax.set_title(heading.replace("$", r"\$"), fontsize=10)
-    fig.colorbar(image, ax=ax, label="mean relevancy", shrink=0.8)
+    clipped = bool(np.nanmax(values, initial=0.0) > top) if np.isfinite(values).any() else False
+    fig.colorbar(image, ax=ax, label="content relevancy", shrink=0.8, extend="max" if clipped else "neither")
+    if own_figure:
+        caption = (
+            "colour: mean relevancy over content tokens (not whitespace, special tokens or repeats), "
+            f"scale 0 to {top:.3g} ({SCALE_PERCENTILE:g}th percentile) · grey: no score · "
+            f"{EMPTY_MARK} empty reply · {BLANK_MARK} whitespace-only reply"
+        )
+        width_chars = max(40, int(fig.get_figwidth() * 15))  # about 15 characters per inch at 7 pt
+        fig.supxlabel(textwrap.fill(caption, width_chars), fontsize=7, color="#555")
     if path is not None:
         fig.savefig(path, dpi=dpi)
     return fig

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from html.parser import HTMLParser
 
 import pandas as pd
@@ -38,18 +39,21 @@ class Collect(HTMLParser):
         super().__init__()
         self.elements: list[dict] = []
         self.stack: list[dict] = []
-        self.scripts: list[str] = []
+        self.scripts: list[str] = []  # text of executable scripts
+        self.json_blocks: list[str] = []  # text of <script type="application/json">
         self._in_script = False
+        self._in_json = False
 
     def handle_starttag(self, tag, attrs):
         el = {"tag": tag, "attrs": dict(attrs), "text": ""}
         self.elements.append(el)
-        self._in_script = tag == "script"
+        self._in_json = tag == "script" and el["attrs"].get("type") == "application/json"
+        self._in_script = tag == "script" and not self._in_json
         if tag not in ("br", "meta"):
             self.stack.append(el)
 
     def handle_endtag(self, tag):
-        self._in_script = False
+        self._in_script = self._in_json = False
         while self.stack:
             if self.stack.pop()["tag"] == tag:
                 break
@@ -57,6 +61,8 @@ class Collect(HTMLParser):
     def handle_data(self, data):
         if self._in_script:
             self.scripts.append(data)
+        if self._in_json:
+            self.json_blocks.append(data)
         for el in self.stack:
             el["text"] += data
 
@@ -83,8 +89,11 @@ def synthetic_grid(n_layers: int, n_tokens: int, n_generated: int = 30, prompt: 
     rows = []
     for layer in range(n_layers):
         for tok in range(n_tokens):
-            toks = [WORDS[(layer * 7 + tok * 3 + i * 5) % len(WORDS)] for i in range(n_generated)]
-            rel = [((layer + 1) * (tok + 2) * (i + 3) % 17) / 40 for i in range(n_generated)]
+            toks = [WORDS[(layer * 7 + tok * 3 + i * 5) % len(WORDS)] for i in range(n_generated - 1)]
+            toks.insert(0, f"[{layer}:{tok}]")  # every interpretation differs
+            # Scores rise and fall over the layers, as they tend to.
+            weight = 0.1 + 0.9 * math.sin(math.pi * (layer + 0.5) / n_layers) ** 2
+            rel = [weight * ((layer + 1) * (tok + 2) * (i + 3) % 17) / 40 for i in range(n_generated)]
             rows.append(
                 {
                     "prompt": prompt, "layer": layer, "token": tok, "token_decoded": f" w{tok}",
@@ -96,3 +105,11 @@ def synthetic_grid(n_layers: int, n_tokens: int, n_generated: int = 30, prompt: 
     df.attrs["config"] = {"k": 2, "max_new_tokens": n_generated, "verbose": False}
     df.attrs["interpretation_prompt"] = "<|im_start|>user\n_ _ _ _ _\nSummarize.<|im_end|>\n"
     return df
+
+
+def data_blocks(html_text: str) -> list[dict]:
+    """The JSON data block of each grid fragment, decoded."""
+    import json
+
+    p = parse(html_text)
+    return [json.loads(text) for text in p.json_blocks]

@@ -19,7 +19,7 @@ import pytest
 
 from selfie_tl import viz
 
-from .helpers import synthetic
+from .helpers import synthetic, synthetic_grid
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -118,35 +118,122 @@ def shaded(panel) -> list[tuple[str, str]]:
     ]
 
 
+def big_result():
+    """31 layers x 45 tokens, with an empty reply, a whitespace-only one and a long word."""
+    df = synthetic_grid(31, 45)
+    df.at[5, "generated_tokens"], df.at[5, "relevancy"], df.at[5, "interpretation"] = [], [], ""
+    df.at[6, "generated_tokens"], df.at[6, "relevancy"] = ["\n", "\n", " "], [0.9, 0.9, 0.9]
+    df.at[6, "interpretation"] = "\n\n "
+    word = "Pneumonoultramicroscopicsilicovolcanoconiosis" * 2
+    df.at[7, "generated_tokens"], df.at[7, "relevancy"] = [word, "!"], [0.5, 0.1]
+    df.at[7, "interpretation"] = word + "!"
+    return df
+
+
+def rect(driver, element) -> dict:
+    return driver.execute_script("var r = arguments[0].getBoundingClientRect(); return r.toJSON();", element)
+
+
+def viewport(driver) -> tuple[int, int]:
+    return tuple(driver.execute_script("return [window.innerWidth, window.innerHeight]"))
+
+
+def outline(element) -> str:
+    return element.value_of_css_property("outline-color")
+
+
 def test_report_renders_without_console_errors(browser, tmp_path):
     log = open_report(browser, synthetic(), tmp_path / "report.html", title="Browser check")
     assert not console_errors(log), log
     assert browser.title == "Browser check"
     assert len(browser.find_elements("css selector", "td.stl-cell")) == 4
-    # Model text "<script>" is text on the page, never an element.
-    assert browser.execute_script("return document.scripts.length") == 1
-    assert "<script>alert(1)</script>" in cell(browser, 0, 3).text
+    # Model text "<script>" is text on the page, never an element: the page's scripts are the
+    # grid's JSON data block and its code.
+    types = browser.execute_script("return [...document.scripts].map(s => s.type)")
+    assert types == ["application/json", ""]
+    assert cell(browser, 0, 3).text == "<script>alert(1)</script>"
     screenshot(browser, tmp_path, "report-initial.png")
 
 
 def test_hover_and_click_show_that_cells_interpretation(browser, tmp_path):
-    df = synthetic()
-    open_report(browser, df, tmp_path / "report.html")
+    open_report(browser, synthetic(), tmp_path / "report.html")
     hover(browser, cell(browser, 4, 1))
     panel = detail(browser)
-    assert "layer 4, token 1" in panel.text and "The Eiffel Tower &" in panel.text
+    assert 'layer 4 · token 1 " is"' in panel.text and "The Eiffel Tower &" in panel.text
+    assert "content relevancy 0.233" in panel.text
     assert shaded(panel) == [("The", "0.02"), (" Eiffel", "0.5"), (" Tower", "0.4"), (" &", "0.01")]
-    colours = [
-        t.value_of_css_property("background-color") for t in panel.find_elements("css selector", ".stl-tok")
-    ]
+    toks = panel.find_elements("css selector", ".stl-tok")
+    colours = [t.value_of_css_property("background-color") for t in toks]
     assert colours[1] != colours[0]  # shaded by relevancy, not one flat colour
 
     hover(browser, cell(browser, 0, 3))
-    assert "layer 0, token 3" in detail(browser).text
+    assert "layer 0 · token 3" in detail(browser).text
     assert [text for text, _ in shaded(detail(browser))] == ["<script>", "alert(1)", "</script>"]
 
     cell(browser, 4, 1).click()  # pin (4, 1): hovering elsewhere no longer changes the panel
     hover(browser, cell(browser, 4, 3))
-    assert "layer 4, token 1" in detail(browser).text
+    assert "layer 4 · token 1" in detail(browser).text and "pinned" in detail(browser).text
     screenshot(browser, tmp_path, "report-pinned.png")
     assert not console_errors(browser.get_log("browser"))
+
+
+def test_pinned_style_wins_and_escape_unpins(browser, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    open_report(browser, synthetic(), tmp_path / "report.html")
+    a, b = cell(browser, 4, 1), cell(browser, 4, 3)
+    hover(browser, b)
+    hovered = outline(b)
+    a.click()
+    pinned = outline(a)  # a is pinned, hovered and focused
+    assert "stl-pinned" in a.get_attribute("class") and pinned != hovered
+    hover(browser, b)
+    browser.execute_script("arguments[0].focus()", b)  # focus moves away
+    assert outline(a) == pinned and outline(b) == hovered
+    browser.execute_script("arguments[0].focus()", a)  # and back: pinned still shows as pinned
+    assert outline(a) == pinned
+    ActionChains(browser).send_keys(Keys.ESCAPE).perform()
+    assert not browser.find_elements("css selector", ".stl-pinned")
+    hover(browser, cell(browser, 0, 1))
+    assert "layer 0 · token 1" in detail(browser).text  # unpinned: hover works again
+    b.send_keys(Keys.ENTER)  # the keyboard pins too
+    assert "stl-pinned" in b.get_attribute("class")
+
+
+@pytest.mark.parametrize("width", [800, 1400])
+def test_big_grid_panel_docked_headers_sticky_no_overflow(browser, tmp_path, width):
+    open_report(
+        browser, big_result(), tmp_path / "report.html", width=width, meta={"model_name": "synthetic"}
+    )
+    assert not console_errors(browser.get_log("browser"))
+    vw, vh = viewport(browser)
+    # Cell content never spills out of its cell (fixed widths, long words broken) and the
+    # page itself does not scroll sideways: the grid scrolls in its own box.
+    spilling = browser.execute_script(
+        "return [...document.querySelectorAll('td.stl-cell, th')]"
+        ".filter(e => e.scrollWidth > e.clientWidth + 1).length"
+    )
+    assert spilling == 0
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= vw
+    assert cell(browser, 0, 5).text == "∅" and cell(browser, 0, 6).text == "␣"
+    hover(browser, cell(browser, 0, 7))
+    screenshot(browser, tmp_path, f"report-31x45-{width}px-top.png")
+
+    # A cell far down and right: scroll to it, hover, and the panel is on screen showing it.
+    far = cell(browser, 30, 44)
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center', inline: 'center'})", far)
+    hover(browser, far)
+    panel = detail(browser)
+    box = rect(browser, panel)
+    assert 0 <= box["top"] and box["bottom"] <= vh + 1 and box["height"] > 50, box
+    assert "layer 30 · token 44" in panel.text
+    # Sticky header row and layer column: still at the edges of the scrolled grid box.
+    scroller = browser.find_element("css selector", ".stl-scroll")
+    assert browser.execute_script("return arguments[0].scrollTop", scroller) > 0
+    head = browser.find_element("css selector", "th.stl-col[data-token='44']")
+    row = browser.find_element("css selector", "th.stl-row[data-layer='30']")
+    assert abs(rect(browser, head)["top"] - rect(browser, scroller)["top"]) <= 3
+    assert abs(rect(browser, row)["left"] - rect(browser, scroller)["left"]) <= 3
+    far.click()
+    screenshot(browser, tmp_path, f"report-31x45-{width}px.png")

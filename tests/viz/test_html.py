@@ -8,7 +8,9 @@ import pytest
 
 from selfie_tl import InvalidArgumentError, viz
 
-from .helpers import cells_of, parse, synthetic
+from .helpers import cells_of, data_blocks, parse, synthetic
+
+TOP = 0.2325 + 0.85 * (0.3 - 0.2325)  # 95th percentile of the synthetic cell scores
 
 
 def test_grid_html_cells_colours_and_labels():
@@ -16,14 +18,14 @@ def test_grid_html_cells_colours_and_labels():
     cells = cells_of(frag)
     assert set(cells) == {(0, 1), (0, 3), (4, 1), (4, 3)}
     for cell in cells.values():
-        mean = float(cell["attrs"]["data-mean-relevancy"])
-        colour = re.search(r"background-color:(#[0-9a-f]{6})", cell["attrs"]["style"]).group(1)
-        assert colour == viz.relevancy_color(mean, 0.3)
-    assert cells[(0, 3)]["attrs"]["data-mean-relevancy"] == "0.3"
+        score = float(cell["attrs"]["data-score"])
+        colour = re.search(r"background:(#[0-9a-f]{6})", cell["attrs"]["style"]).group(1)
+        assert colour == viz.relevancy_color(score, TOP)
+    assert cells[(0, 3)]["attrs"]["data-score"] == "0.3"
     # The darkest cell (highest relevancy) has white text, the palest black.
     assert "color:#ffffff" in cells[(0, 3)]["attrs"]["style"]
     assert "color:#000000" in cells[(0, 1)]["attrs"]["style"]
-    assert cells[(4, 1)]["attrs"]["title"] == "The Eiffel Tower &"
+    assert cells[(4, 1)]["text"] == "The Eiffel Tower &"
     heads = [
         e["text"]
         for e in parse(frag).elements
@@ -36,29 +38,58 @@ def test_grid_html_cells_colours_and_labels():
         if e["tag"] == "th" and "stl-row" in e["attrs"].get("class", "")
     ]
     assert rows == ["0", "4"]
+    # Fixed layout: the table's width is set, every token column has the same width.
+    table = next(e for e in parse(frag).elements if e["tag"] == "table")
+    assert "width:22em" in table["attrs"]["style"]  # 4 + 2 x 9
 
 
 def test_grid_html_escapes_model_output():
     frag = viz.grid_html(synthetic())
     p = parse(frag)
-    # The only script is ours; model text "<script>" is shown as text, not run.
-    assert len([e for e in p.elements if e["tag"] == "script"]) == 1
+    # One script of ours and one inert JSON block; model text "<script>" is text, not run.
+    scripts = [e for e in p.elements if e["tag"] == "script"]
+    assert [e["attrs"].get("type") for e in scripts] == ["application/json", None]
     assert "alert(1)" not in "".join(p.scripts)
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in frag
+    assert "<" not in "".join(p.json_blocks) and "\\u003cscript\\u003e" in frag
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in frag  # the cell's excerpt
+    assert data_blocks(frag)[0]["cells"][1]["text"] == "<script>alert(1)</script>"
     assert "Tower &amp;" in frag and "Tower & " not in frag
 
 
-def test_grid_html_detail_has_shaded_tokens():
+def test_grid_html_data_holds_each_interpretation_once():
     frag = viz.grid_html(synthetic())
-    cell = cells_of(frag)[(4, 1)]
-    assert "The Eiffel Tower &" in cell["text"]  # the hidden detail carries the full text
-    toks = [e for e in parse(frag).elements if e["tag"] == "span" and e["attrs"].get("class") == "stl-tok"]
-    eiffel = next(t for t in toks if t["text"] == " Eiffel")
-    assert eiffel["attrs"]["data-relevancy"] == "0.5"
-    # Token scale: 0..0.5 (largest token relevancy), so " Eiffel" has the darkest colour.
-    assert f"background-color:{viz.relevancy_color(0.5, 0.5)}" in eiffel["attrs"]["style"]
+    (data,) = data_blocks(frag)
+    cells = {(c["l"], c["t"]): c for c in data["cells"]}
+    eiffel = cells[(4, 1)]
+    assert eiffel["text"] == "The Eiffel Tower &" and eiffel["len"] == [3, 7, 6, 2]
+    assert eiffel["rel"] == [0.02, 0.5, 0.4, 0.01]
+    assert eiffel["score"] == pytest.approx(0.2325, abs=1e-3) and eiffel["kind"] == "text"
+    assert "skip" not in eiffel  # every token is content
+    # The script colours tokens from the palette: entry floor(256 * v / top) is relevancy_color.
+    assert data["tokenTop"] == pytest.approx(0.4 + 0.45 * 0.1)  # 95th percentile of the 12 token scores
+    assert data["palette"][255] == viz.relevancy_color(1.0) and len(data["ink"]) == 256
+    assert frag.count("Eiffel Tower &amp;") + frag.count("Eiffel Tower &") == 2  # JSON and the cell
+    # The fragment's id ties the script to it.
     ids = re.findall(r'id="(stl-[0-9a-f]+)"', frag)
     assert len(ids) == 1 and f'getElementById("{ids[0]}")' in frag
+
+
+def test_grid_html_marks_empty_and_blank_replies():
+    df = synthetic()
+    df.at[0, "generated_tokens"], df.at[0, "relevancy"], df.at[0, "interpretation"] = [], [], ""
+    df.at[1, "generated_tokens"], df.at[1, "relevancy"] = ["\n", " ", "<|im_end|>"], [0.9, 0.9, 0.9]
+    df.at[1, "interpretation"] = "\n "
+    frag = viz.grid_html(df)
+    cells = cells_of(frag)
+    assert (cells[(0, 1)]["attrs"]["data-kind"], cells[(0, 1)]["text"]) == ("empty", "∅")
+    assert (cells[(0, 3)]["attrs"]["data-kind"], cells[(0, 3)]["text"]) == ("blank", "␣")
+    for key in [(0, 1), (0, 3)]:
+        assert cells[key]["attrs"]["data-score"] == "" and "#eeeeee" in cells[key]["attrs"]["style"]
+    legend = next(e for e in parse(frag).elements if e["attrs"].get("class") == "stl-legend")["text"]
+    for words in ("no score", "∅", "empty reply", "␣", "whitespace-only", "not interpreted", "pinned"):
+        assert words in legend
+    (data,) = data_blocks(frag)
+    assert data["cells"][1]["skip"] == "wws"
 
 
 def test_two_fragments_do_not_share_ids():
