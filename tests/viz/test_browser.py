@@ -237,3 +237,21 @@ def test_big_grid_panel_docked_headers_sticky_no_overflow(browser, tmp_path, wid
     assert abs(rect(browser, row)["left"] - rect(browser, scroller)["left"]) <= 3
     far.click()
     screenshot(browser, tmp_path, f"report-31x45-{width}px.png")
+
+
+def test_report_of_a_real_result(browser, tmp_path, tiny_llama):
+    from selfie_tl import interpret
+
+    # Byte-level tokens of a random model: odd characters, replacement characters, newlines.
+    df = interpret(tiny_llama, "The cat sat", [(0, 1), (3, 1), (0, -1), (3, -1)], k=1, max_new_tokens=8)
+    log = open_report(browser, df, tmp_path / "report.html", meta={"model_name": "tiny llama"})
+    assert not console_errors(log), log
+    for row in df.itertuples():
+        hover(browser, cell(browser, row.layer, row.token))
+        panel = detail(browser)
+        assert f"layer {row.layer} · token {row.token}" in panel.text
+        texts = [text for text, _ in shaded(panel)]
+        shown = [t.replace("\r\n", "\n").replace("\n", "↵") for t in row.generated_tokens]
+        assert texts == shown  # each token, in order, cut at the right places
+        assert [float(v) for _, v in shaded(panel)] == pytest.approx(row.relevancy, rel=5e-3, abs=1e-9)
+    screenshot(browser, tmp_path, "report-tiny-model.png")
