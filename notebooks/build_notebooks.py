@@ -84,10 +84,12 @@ df[["layer", "token", "token_decoded", "interpretation", "mean_relevancy"]]
     md("""
 ## The grid in a notebook
 
-`viz.show(df)` renders the interactive grid: the colour of a cell is the mean relevancy of
-its interpretation. In a live notebook, hover over (or click) a cell to see the whole
-interpretation with each token shaded by its relevancy; on a code host, where scripts do
-not run, the list under the grid shows the same.
+`viz.show(df)` renders the interactive grid: the colour of a cell is its content relevancy
+(`selfie_tl.relevancy.content_relevancy`: mean relevancy over the interpretation's content
+tokens, leaving out whitespace, special tokens and repetitions), and the cell shows the
+most relevant part of the text. In a live notebook, hover over (or click) a cell to see the
+whole interpretation with each token shaded by its relevancy; on a code host, where
+scripts do not run, the grid shows the colours and excerpts only.
 """),
     code("""
 viz.show(df)

@@ -1,9 +1,24 @@
+import math
+
+import pandas as pd
+import pytest
 import torch
 
+from selfie_tl import viz
+from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.generation import final_logits, residual_stream
 from selfie_tl.interpret import generate_interpretations
 from selfie_tl.prompts import default_interpretation_prompt
-from selfie_tl.relevancy import PromptBaseline, baseline_probs, relevancy_scores
+from selfie_tl.relevancy import (
+    PromptBaseline,
+    baseline_probs,
+    content_relevancy,
+    content_relevancy_column,
+    relevancy_scores,
+    relevant_spans,
+    token_kinds,
+    tokens_and_relevancy,
+)
 
 
 def test_shared_prompt_baseline_equals_a_full_teacher_forced_pass(tiny):
@@ -36,7 +51,9 @@ def test_single_step_baseline(tiny_gpt2):
 
 def test_relevancy_is_zero_when_nothing_is_injected(tiny_llama):
     # overlay_strength 0 keeps the placeholder state: injected == baseline.
-    out = generate_interpretations(tiny_llama, torch.randn(2, 64), overlay_strength=0.0, k=1, max_new_tokens=6)
+    out = generate_interpretations(
+        tiny_llama, torch.randn(2, 64), overlay_strength=0.0, k=1, max_new_tokens=6
+    )
     for rel in out.relevancy:
         assert max(rel) < 1e-5
 
@@ -53,3 +70,75 @@ def test_relevancy_is_positive_and_bounded_when_injecting(tiny_llama):
 def test_relevancy_scores():
     got = relevancy_scores(torch.tensor([[0.2, 0.9]]), torch.tensor([[0.5, 0.1]]))
     torch.testing.assert_close(got, torch.tensor([[0.3, 0.8]]))
+
+
+def test_relevant_spans():
+    spans = relevant_spans(["The", " Eiffel", " Tower", " &"], [0.02, 0.5, 0.4, 0.01], threshold=0.1)
+    assert [(s.start, s.end, s.text) for s in spans] == [(1, 3, " Eiffel Tower")]
+    assert spans[0].max_relevancy == 0.5 and spans[0].mean_relevancy == pytest.approx(0.45)
+    # Strictly greater; several spans; a trailing span is closed.
+    spans = relevant_spans(list("abcde"), [0.2, 0.1, 0.3, 0.0, 0.9], threshold=0.1)
+    assert [s.text for s in spans] == ["a", "c", "e"]
+    assert relevant_spans(list("ab"), [0.0, 0.0], threshold=0.1) == []
+    with pytest.raises(InvalidArgumentError, match="relevancy=True"):
+        relevant_spans(["a"], None)
+    with pytest.raises(InvalidArgumentError, match="align"):
+        relevant_spans(["a", "b"], [0.5])
+    assert viz.relevant_spans is relevant_spans and viz.RelevantSpan is type(spans[0])  # re-exported
+
+
+def test_spans_of_result_rows():
+    df = pd.DataFrame(
+        {"generated_tokens": [["The", " Eiffel", " Tower", " &"]], "relevancy": [[0.02, 0.5, 0.4, 0.01]]}
+    )
+    row_spans = relevant_spans(df.iloc[0], threshold=0.3)
+    assert [s.text for s in row_spans] == [" Eiffel Tower"]
+    tuple_row = next(df.itertuples())
+    assert relevant_spans(tuple_row, threshold=0.3) == row_spans
+    assert relevant_spans(df.iloc[0].to_dict(), threshold=0.3) == row_spans
+    assert viz.interpretation_html(tuple_row) == viz.interpretation_html(df.iloc[0])
+    with pytest.raises(InvalidArgumentError, match="needs 'generated_tokens' and 'relevancy'"):
+        relevant_spans({"generated_tokens": ["a"]})
+    with pytest.raises(InvalidArgumentError, match="list of token strings"):
+        tokens_and_relevancy("ab", [0.1, 0.2])
+    assert tokens_and_relevancy({"generated_tokens": ("a",), "relevancy": None}) == (["a"], None)
+
+
+def test_token_kinds():
+    kinds = token_kinds(
+        ["Mount", " Everest", "\n", "\n\n", " ", "<|im_end|>", "</s>", "<eos>", "<end_of_turn>"]
+    )
+    assert kinds == ["content", "content"] + ["whitespace"] * 3 + ["special"] * 4
+    # Exact special tokens of a tokenizer, on top of the pattern.
+    assert token_kinds(["<extra_id_0>", "x"], special_tokens=["<extra_id_0>"]) == ["special", "content"]
+    # Repetition: a token completing a 3-gram seen before, compared without case and spaces;
+    # whitespace in between does not hide it.
+    kinds = token_kinds(["The", " Alps", " are", "\n", " the", " alps", " are", " high"])
+    assert kinds == ["content"] * 3 + ["whitespace", "content", "content", "repeat", "content"]
+    assert token_kinds(["a", "a", "a"], ngram=1) == ["content", "repeat", "repeat"]
+    with pytest.raises(InvalidArgumentError, match="ngram"):
+        token_kinds(["a"], ngram=0)
+
+
+def test_content_relevancy():
+    # Relevancy on newlines and end tokens does not count; neither do repeats.
+    tokens = ["\n", " Everest", "\n", "<|im_end|>"]
+    assert content_relevancy(tokens, [0.9, 0.2, 0.9, 0.9]) == pytest.approx(0.2)
+    assert content_relevancy(
+        ["a", " b", " c", " a", " b", " c"], [0.1, 0.1, 0.1, 0.7, 0.7, 0.7]
+    ) == pytest.approx((0.3 + 0.7 + 0.7) / 5)
+    assert math.isnan(content_relevancy(["\n", " "], [0.5, 0.5]))  # whitespace only
+    assert math.isnan(content_relevancy([], []))  # nothing generated
+    assert math.isnan(content_relevancy(["x"], None))  # relevancy=False
+    assert content_relevancy(["x", "y"], [float("nan"), 0.4]) == pytest.approx(0.4)
+    row = {"generated_tokens": ["x", "\n"], "relevancy": [0.3, 0.9]}
+    assert content_relevancy(row) == pytest.approx(0.3)
+    df = pd.DataFrame(
+        {"generated_tokens": [["x", "\n"], None, ["\n"]], "relevancy": [[0.3, 0.9], None, [0.9]]},
+        index=[5, 6, 7],
+    )
+    col = content_relevancy_column(df)
+    assert col.name == "content_relevancy" and list(col.index) == [5, 6, 7]
+    assert col[5] == pytest.approx(0.3) and math.isnan(col[6]) and math.isnan(col[7])
+    with pytest.raises(InvalidArgumentError, match="relevancy"):
+        content_relevancy_column(pd.DataFrame({"generated_tokens": [["x"]]}))
