@@ -24,8 +24,10 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,15 @@ WEIGHTS, CONFIG, TOKENIZER, MANIFEST = "weights.safetensors", "config.json", "to
 
 class CacheWarning(UserWarning):
     """Something in the model cache was damaged or could not be written; selfie_tl coped."""
+
+
+def warn(message: str) -> None:
+    """Issue a :class:`CacheWarning` attributed to the first caller outside this package."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 2
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == package:
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, CacheWarning, stacklevel=level)
 
 
 class _DamagedEntry(ModelLoadError):
@@ -318,19 +329,6 @@ def _load_tokenizer(path: Path) -> Any:
         raise _damaged(path, f"the tokenizer folder does not load ({exc!r})") from exc
 
 
-def discard_entry(path: Path, inode: int | None = None) -> bool:
-    """Remove a cache entry (only if it is still the folder with ``inode``, when given).
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> entry = pathlib.Path(tempfile.mkdtemp()) / "e"
-        >>> entry.mkdir()
-        >>> discard_entry(entry), entry.exists()
-        (True, False)
-    """
-    return _move_aside_and_delete(Path(path), inode)
-
-
 __all__ = [
     "CACHE_FORMAT",
     "STALE_AFTER_S",
@@ -338,7 +336,6 @@ __all__ = [
     "CachedEntry",
     "cache_dir",
     "converted_cache_key",
-    "discard_entry",
     "open_entry",
     "remove_stale",
     "save_converted",

