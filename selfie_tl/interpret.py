@@ -34,14 +34,23 @@ from selfie_tl.hooks import (
     prompt_tokens,
 )
 from selfie_tl.adapter import SelfInterpretationAdapter, as_adapter
+from selfie_tl.presets import Preset, get_preset
 from selfie_tl.prompts import InterpretationPrompt, as_prompt
 from selfie_tl.scaling import DEFAULT_AUTO_SCALES, choose_scales, placeholder_norm, scale_criteria
-from selfie_tl.relevancy import PromptBaseline, baseline_probs, relevancy_scores
+from selfie_tl.relevancy import (
+    PromptBaseline,
+    baseline_probs,
+    content_relevancy,
+    relevancy_scores,
+    relevant_spans,
+)
 
 RESULT_COLUMNS = [
     "prompt", "layer", "token", "token_decoded", "interpretation", "relevancy",
-    "mean_relevancy", "generated_tokens", "scale",
+    "mean_relevancy", "content_relevancy", "relevant_text", "generated_tokens", "scale",
 ]  # fmt: skip
+SPAN_THRESHOLD = 0.1
+"""Relevancy above which a generated token counts as coming from the embedding."""
 AUTO_SCALE_COLUMNS = ("self_similarity", "entropy", "auto_scale_ok")
 
 
@@ -206,6 +215,33 @@ def _prepare_vectors(
     return chunk * scales[:, None], scales, (sim[rows, index], ent[rows, index], ok)
 
 
+def resolve_settings(
+    model: HookedTransformer,
+    preset: str | Preset | None,
+    config: InterpretationConfig | None,
+    overrides: dict[str, Any],
+    interpretation_prompt: Any,
+    adapter: Any,
+) -> tuple[InterpretationConfig, InterpretationPrompt, SelfInterpretationAdapter | None]:
+    """Settings of one call: preset (if any), then ``config``, then keyword overrides.
+
+    ``None`` overrides are dropped, so a function's unset keywords never mask a preset.
+    """
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if preset is not None:
+        chosen = get_preset(preset)
+        base = chosen.config(**(config.to_dict() if config is not None else {}))
+        if interpretation_prompt is None:
+            interpretation_prompt = chosen.interpretation_prompt(model.tokenizer)
+        if adapter is None:
+            adapter = chosen.adapter_path()
+    else:
+        base = config
+    resolved = resolve_config(InterpretationConfig, base, overrides).validate(model)
+    prompt = as_prompt(model.tokenizer, interpretation_prompt)
+    return resolved, prompt, as_adapter(model, adapter if adapter is not None else resolved.adapter)
+
+
 def generate_interpretations(
     model: HookedTransformer,
     vectors: Float[Tensor, "n d_model"],
@@ -214,6 +250,7 @@ def generate_interpretations(
     *,
     fwd_hooks: Sequence[tuple[str, HookFn]] = (),
     adapter: SelfInterpretationAdapter | str | None = None,
+    preset: str | Preset | None = None,
     **options: Any,
 ) -> InterpretationBatch:
     """Interpret vectors and return texts, tokens, probabilities and relevancy.
@@ -233,6 +270,9 @@ def generate_interpretations(
             convention), e.g. an ablation to study together with SelfIE.
         adapter: a :class:`~selfie_tl.adapter.SelfInterpretationAdapter` (or its path)
             applied to every vector before injection; overrides ``config.adapter``.
+        preset: a named preset (:mod:`selfie_tl.presets`, e.g. ``"best"``): its settings,
+            prompt and adapter are the starting point that ``config``, ``options``,
+            ``interpretation_prompt`` and ``adapter`` override.
 
     Example:
         >>> import torch
@@ -242,10 +282,8 @@ def generate_interpretations(
         >>> len(out.texts), len(out.relevancy[0]) <= 4
         (2, True)
     """
-    config = resolve_config(InterpretationConfig, config, options).validate(model)
-    prompt = as_prompt(model.tokenizer, interpretation_prompt)
+    config, prompt, adapter = resolve_settings(model, preset, config, options, interpretation_prompt, adapter)
     vectors = check_vectors(model, vectors)
-    adapter = as_adapter(model, adapter if adapter is not None else config.adapter)
     generator = None
     if config.seed is not None:
         generator = torch.Generator(device=model.cfg.device).manual_seed(config.seed)
@@ -295,12 +333,13 @@ def interpret_vectors(
     model: HookedTransformer,
     vectors: Float[Tensor, "n d_model"],
     interpretation_prompt: InterpretationPrompt | Sequence | None = None,
-    k: int = 2,
-    max_new_tokens: int = 30,
-    batch_size: int = 8,
+    k: int | None = None,
+    max_new_tokens: int | None = None,
+    batch_size: int | None = None,
     *,
     fwd_hooks: Sequence[tuple[str, HookFn]] = (),
     adapter: SelfInterpretationAdapter | str | None = None,
+    preset: str | Preset | None = None,
     **options: Any,
 ) -> list[str]:
     """Interpret arbitrary vectors (SAE decoder rows, steering vectors, means, ...).
@@ -314,10 +353,13 @@ def interpret_vectors(
         vectors: ``[n, d_model]`` (or a single ``[d_model]`` vector).
         interpretation_prompt: prompt with placeholders (default: the paper's summary
             prompt in the model's chat format).
-        k: injection layer in ``[0, n_layers - 1]``.
+        k: injection layer in ``[0, n_layers - 1]`` (default: :class:`InterpretationConfig`'s,
+            like every setting left ``None``).
         max_new_tokens: tokens to generate per vector.
         batch_size: vectors interpreted together.
         fwd_hooks: extra ``(hook_name, fn)`` pairs active for the whole run.
+        adapter: a self-interpretation adapter (or its path) applied before injection.
+        preset: a named preset (``"paper"``, ``"best"``) to start from.
         **options: any other :class:`InterpretationConfig` field (``mode``,
             ``overlay_strength``, ``scale``, ``do_sample``, ``seed``, ``verbose``, ...).
 
@@ -333,12 +375,10 @@ def interpret_vectors(
         3
     """
     options.setdefault("relevancy", False)
-    config = resolve_config(
-        InterpretationConfig, None, dict(k=k, max_new_tokens=max_new_tokens, batch_size=batch_size, **options)
-    )
     return generate_interpretations(
-        model, vectors, interpretation_prompt, config, fwd_hooks=fwd_hooks, adapter=adapter
-    ).texts
+        model, vectors, interpretation_prompt, None, fwd_hooks=fwd_hooks, adapter=adapter, preset=preset,
+        k=k, max_new_tokens=max_new_tokens, batch_size=batch_size, **options,
+    ).texts  # fmt: skip
 
 
 def layer_token_pairs(layers: Iterable[int], tokens: Iterable[int]) -> list[tuple[int, int]]:
@@ -377,13 +417,14 @@ def interpret(
     original_prompt: str | Tensor,
     tokens_to_interpret: Sequence[tuple[int, int]],
     interpretation_prompt: InterpretationPrompt | Sequence | None = None,
-    k: int = 2,
-    max_new_tokens: int = 30,
-    batch_size: int = 8,
-    relevancy: bool = True,
+    k: int | None = None,
+    max_new_tokens: int | None = None,
+    batch_size: int | None = None,
+    relevancy: bool | None = None,
     *,
     fwd_hooks: Sequence[tuple[str, HookFn]] = (),
     adapter: SelfInterpretationAdapter | str | None = None,
+    preset: str | Preset | None = None,
     **options: Any,
 ) -> pd.DataFrame:
     """Interpret the residual stream of a prompt at (layer, token) pairs.
@@ -399,18 +440,28 @@ def interpret(
             :func:`layer_token_pairs` for grids.
         interpretation_prompt: prompt with placeholders (default: the paper's summary
             prompt in the model's chat format), or a parts tuple.
-        k: injection layer.
+        k: injection layer. Settings left ``None`` take :class:`InterpretationConfig`'s
+            defaults (``k=2``, 30 new tokens, batch 8, relevancy on) or the preset's.
         max_new_tokens: tokens generated per interpretation.
         batch_size: interpretations generated together.
         relevancy: add the per-token relevancy score (one extra forward per batch).
         fwd_hooks: extra hooks active during capture and generation.
+        adapter: a self-interpretation adapter (or its path) applied before injection.
+        preset: a named preset (``"paper"``, ``"best"``, :mod:`selfie_tl.presets`) to start
+            from; explicit arguments override it.
         **options: other :class:`InterpretationConfig` fields.
 
     Returns:
         A DataFrame with one row per pair and columns ``prompt, layer, token,
         token_decoded, interpretation, relevancy`` (list of floats, one per generated
-        token, or ``None``), ``mean_relevancy`` and ``generated_tokens`` (list of str).
-        ``df.attrs`` holds the config and the interpretation prompt text.
+        token, or ``None``), ``mean_relevancy`` (over every generated token),
+        ``content_relevancy`` (over content tokens only: whitespace, special tokens and
+        repeated n-grams left out, :func:`selfie_tl.relevancy.content_relevancy`; what the
+        pictures colour by), ``relevant_text`` (the spans with relevancy above
+        :data:`SPAN_THRESHOLD`, joined by " … "), ``generated_tokens`` (list of str) and
+        ``scale`` (the multiplier injected); with ``scale="auto"`` also
+        ``self_similarity``, ``entropy`` and ``auto_scale_ok``. ``df.attrs`` holds the
+        config, the interpretation prompt text and the model name.
 
     Example:
         >>> from selfie_tl.testing import tiny_model
@@ -419,12 +470,11 @@ def interpret(
         >>> list(df[["layer", "token"]].itertuples(index=False, name=None))
         [(1, 6), (2, 0)]
     """
-    config = resolve_config(
-        InterpretationConfig,
-        None,
+    config, prompt, adapter = resolve_settings(
+        model, preset, None,
         dict(k=k, max_new_tokens=max_new_tokens, batch_size=batch_size, relevancy=relevancy, **options),
-    ).validate(model)
-    prompt = as_prompt(model.tokenizer, interpretation_prompt)
+        interpretation_prompt, adapter,
+    )  # fmt: skip
     ids = prompt_tokens(model, original_prompt)
     if isinstance(original_prompt, str) and not original_prompt.strip():
         raise InvalidArgumentError(f"original_prompt is blank ({original_prompt!r}); give some text")
@@ -436,6 +486,7 @@ def interpret(
     vectors = torch.stack([grid[layers.index(layer), positions.index(token)] for layer, token in pairs])
     batch = generate_interpretations(model, vectors, prompt, config, fwd_hooks=fwd_hooks, adapter=adapter)
     text = original_prompt if isinstance(original_prompt, str) else model.tokenizer.decode(ids)
+    specials = list(getattr(model.tokenizer, "all_special_tokens", []) or [])
     rows = []
     for i, (layer, token) in enumerate(pairs):
         rel = batch.relevancy[i] if batch.relevancy is not None else None
@@ -448,6 +499,13 @@ def interpret(
                 "interpretation": batch.texts[i],
                 "relevancy": rel,
                 "mean_relevancy": (sum(rel) / len(rel) if rel else float("nan")) if rel is not None else None,
+                "content_relevancy": (
+                    content_relevancy(batch.tokens[i], rel, special_tokens=specials) if rel is not None else None
+                ),
+                "relevant_text": (
+                    " … ".join(s.text.strip() for s in relevant_spans(batch.tokens[i], rel, SPAN_THRESHOLD))
+                    if rel else ("" if rel is not None else None)
+                ),
                 "generated_tokens": batch.tokens[i],
                 "scale": batch.scales[i],
                 **(
@@ -460,7 +518,9 @@ def interpret(
     columns = RESULT_COLUMNS + ([*AUTO_SCALE_COLUMNS] if batch.self_similarity is not None else [])
     df = pd.DataFrame(rows, columns=columns)
     df.attrs["config"] = config.to_dict()
+    df.attrs["preset"] = get_preset(preset).name if preset is not None else None
     df.attrs["interpretation_prompt"] = prompt.text
+    df.attrs["model_name"] = str(model.cfg.model_name)
     return df
 
 
