@@ -6,13 +6,15 @@ marked ``integration``, use the embedded default model, loaded once per session.
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import pytest
 
 from selfie_tl.testing import tiny_model
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+PACKAGED_DATA = Path(str(resources.files("selfie_tl.data")))
+"""The data files shipped inside the package (``selfie_tl/data``)."""
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +41,6 @@ def default_model():
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"shared data directory {SHARED_DATA} is missing (expected beside the project root)")
-    return SHARED_DATA
+def packaged_data() -> Path:
+    """Directory of the packaged data files (``known_facts.csv`` ...)."""
+    return PACKAGED_DATA

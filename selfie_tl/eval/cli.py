@@ -1,5 +1,6 @@
 """``selfie-tl eval``: attribute extraction with baselines, fact completion and prompt
-comparison on the shared known-facts file, in one command.
+comparison on the known facts (packaged with selfie_tl, or any CSV with their columns),
+in one command.
 
 Wire it into a CLI with :func:`register`; run it standalone with
 ``python -m selfie_tl.eval.cli --limit 20 --layers 0:31:3 --out benchmarks/results/eval``.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -58,7 +60,11 @@ def _csv_list(spec: str, allowed: list[str], what: str) -> list[str]:
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the eval flags to ``parser``."""
     parser.add_argument("--model", default=None, help="model name/path (default: embedded SmolLM2-135M-Instruct)")
-    parser.add_argument("--data", default=None, help="known_facts.csv (default: ../shared/data/known_facts.csv)")
+    parser.add_argument("--data", default=None, metavar="FILE",
+                        help="known-facts CSV with columns known_id, subject, attribute, prompt "
+                        "(template, relation_id optional; default: the packaged known_facts.csv)")
+    parser.add_argument("--split", default="all", choices=("train", "validation", "test", "all"),
+                        help="fixed split of the facts to evaluate (default: all)")
     parser.add_argument("--limit", type=int, default=None, help="first N facts only")
     parser.add_argument("--layers", default="0:31:3", help="layers to read: start:stop:step or a,b,c (default 0:31:3)")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma list of {list(METHODS)} or 'all'")
@@ -113,14 +119,8 @@ def run_eval(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
     from selfie_tl.eval.attributes import evaluate_attributes
     from selfie_tl.eval.data import load_known_facts
     from selfie_tl.eval.facts import fact_completion
-    from selfie_tl.eval.report import (
-        best_layers,
-        format_table,
-        logit_lens_vs_selfie,
-        plot_accuracy,
-        selfie_vs_control,
-        summarize,
-    )
+    from selfie_tl.eval.report import format_table, plot_accuracy
+    from selfie_tl.eval.stats import best_layers, logit_lens_vs_selfie, selfie_vs_control, summarize
 
     config = config_from_args(args)
     if getattr(args, "threads", None):
@@ -132,7 +132,7 @@ def run_eval(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
         from selfie_tl import load_model
 
         model = load_model(args.model) if args.model else load_model()
-    facts = load_known_facts(args.data, args.limit)
+    facts = load_known_facts(args.data, args.limit, split=getattr(args, "split", "all"))
     config.validate(model)
     timings: dict[str, float] = {}
     model_knows = None
@@ -150,7 +150,8 @@ def run_eval(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
     timings["total"] = time.perf_counter() - t_start
 
     result: dict[str, Any] = {
-        "model": args.model or "default (SmolLM2-135M-Instruct)", "n_facts": len(facts),
+        "model": args.model or "default (SmolLM2-135M-Instruct)", "data": args.data or "packaged known_facts.csv",
+        "split": getattr(args, "split", "all"), "n_facts": len(facts),
         "layers": rows.attrs["layers"], "config": config.to_dict(),
         "matching_rule": "normalised attribute (lower-case, accents stripped, non-alphanumerics -> space) "
         "occurs as whole words in the normalised output; logit lens: in one top-k token",
@@ -198,7 +199,7 @@ def _clean(value: Any) -> Any:
         return [_clean(v) for v in value]
     if hasattr(value, "item") and not isinstance(value, str):
         value = value.item()
-    if isinstance(value, float) and value != value:
+    if isinstance(value, float) and math.isnan(value):
         return None
     return value
 

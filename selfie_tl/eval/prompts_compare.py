@@ -26,7 +26,7 @@ import pandas as pd
 from transformer_lens import HookedTransformer
 
 from selfie_tl.eval.attributes import AttributeEvalConfig, evaluate_attributes
-from selfie_tl.eval.report import selfie_vs_control, summarize
+from selfie_tl.eval.stats import selfie_vs_control, summarize
 
 
 def compare_prompts(

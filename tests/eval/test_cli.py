@@ -49,9 +49,9 @@ def test_flags_to_config():
         _parse(["--limit", "many"])
 
 
-def test_run_eval_writes_outputs(tiny_llama, tmp_path, shared_data, capsys):
+def test_run_eval_writes_outputs(tiny_llama, tmp_path, packaged_data, capsys):
     args = _parse(["--limit", "3", "--layers", "1,3", "--k", "1", "--max-new-tokens", "3", "--quiet",
-                   "--n-bootstrap", "50", "--data", str(shared_data / "known_facts.csv"),
+                   "--n-bootstrap", "50", "--data", str(packaged_data / "known_facts.csv"),
                    "--out", str(tmp_path)])  # fmt: skip
     result = run_eval(args, model=tiny_llama)
     rows = pd.read_csv(tmp_path / "rows.csv")
