@@ -28,6 +28,7 @@ from typing import Any
 from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.eval.attributes import METHODS, AttributeEvalConfig
 from selfie_tl.eval.templates import template_names
+from selfie_tl.files import write_text
 from selfie_tl.indices import parse_index_spec
 
 
@@ -128,11 +129,11 @@ def run_eval(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
 
         torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
+    facts = load_known_facts(args.data, args.limit, split=getattr(args, "split", "all"))
     if model is None:
         from selfie_tl import load_model
 
         model = load_model(args.model) if args.model else load_model()
-    facts = load_known_facts(args.data, args.limit, split=getattr(args, "split", "all"))
     config.validate(model)
     timings: dict[str, float] = {}
     model_knows = None
@@ -164,7 +165,8 @@ def run_eval(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
     if "logit_lens" in config.methods and "selfie" in config.methods:
         result["logit_lens_vs_selfie"] = logit_lens_vs_selfie(summary, first_template).to_dict(orient="records")
 
-    print(f"\nAttribute extraction on {len(facts)} facts, layers {rows.attrs['layers']} (accuracy %, 95% CI)")
+    split = "" if result["split"] == "all" else f" (split {result['split']})"
+    print(f"\nAttribute extraction on {len(facts)} facts{split}, layers {rows.attrs['layers']} (accuracy %, 95% CI)")
     print(format_table(summary))
     if completion_acc is not None:
         print(f"\nFact completion accuracy: {completion_acc * 100:.1f}% ({sum(model_knows)}/{len(facts)})")
@@ -179,12 +181,12 @@ def run_eval(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        rows.to_csv(out / "rows.csv", index=False)
+        write_text(out / "rows.csv", rows.to_csv(index=False))
         if done is not None:
-            done.to_csv(out / "fact_completion.csv", index=False)
-        summary.to_csv(out / "summary.csv", index=False)
+            write_text(out / "fact_completion.csv", done.to_csv(index=False))
+        write_text(out / "summary.csv", summary.to_csv(index=False))
         plot_accuracy(summary, out / "accuracy.png", title=f"Attribute extraction, {len(facts)} facts")
-        (out / "summary.json").write_text(json.dumps(_clean(result), indent=2))
+        write_text(out / "summary.json", json.dumps(_clean(result), indent=2))
         print(f"wrote {out}/rows.csv, summary.csv, accuracy.png, summary.json")
     result["_rows"] = rows
     result["_summary"] = summary
