@@ -186,19 +186,25 @@ def run_eval(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
             write_text(out / "fact_completion.csv", done.to_csv(index=False))
         write_text(out / "summary.csv", summary.to_csv(index=False))
         plot_accuracy(summary, out / "accuracy.png", title=f"Attribute extraction, {len(facts)} facts")
-        write_text(out / "summary.json", json.dumps(_clean(result), indent=2))
+        write_text(out / "summary.json", json.dumps(json_safe(result), indent=2))
         print(f"wrote {out}/rows.csv, summary.csv, accuracy.png, summary.json")
     result["_rows"] = rows
     result["_summary"] = summary
     return result
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe copy: numpy scalars to Python, NaN to None."""
+def json_safe(value: Any) -> Any:
+    """JSON-safe copy: numpy scalars to Python, NaN to None.
+
+    Example:
+        >>> import numpy as np
+        >>> json_safe({"a": [np.float64(0.5), float("nan")], 1: np.int64(3)})
+        {'a': [0.5, None], '1': 3}
+    """
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if hasattr(value, "item") and not isinstance(value, str):
         value = value.item()
     if isinstance(value, float) and math.isnan(value):
