@@ -7,8 +7,9 @@ Example:
     ...                      "layer": [3, 3, 6, 6], "correct": [True, False, True, True],
     ...                      "model_knows": [True, False, True, False],
     ...                      "first_token_hit": [None] * 4})
-    >>> summarize(rows, n_bootstrap=200)[["layer", "n", "accuracy"]].values.tolist()
-    [[3, 2, 0.5], [6, 2, 1.0]]
+    >>> summary = summarize(rows, n_bootstrap=200)
+    >>> summary.layer.tolist(), summary.n.tolist(), summary.accuracy.tolist()
+    ([3, 6], [2, 2], [0.5, 1.0])
 """
 
 from __future__ import annotations
