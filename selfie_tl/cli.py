@@ -1,7 +1,7 @@
 """``selfie-tl`` command line: a thin layer over the library.
 
 Subcommands: ``interpret`` (a prompt's hidden states across layers and tokens), ``demo``
-(the canonical example) and, when their modules are present, ``eval``.
+(the canonical example) and, when their modules are present, ``eval`` and ``control-eval``.
 """
 
 from __future__ import annotations
@@ -69,9 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _optional_subcommands():
     try:
         from selfie_tl.eval.cli import register
+        from selfie_tl.eval.control_cli import register as register_control_eval
     except ImportError:
         return []
-    return [register]
+    return [register, register_control_eval]
 
 
 def _interpretation_prompt(model, args):
@@ -162,6 +163,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from selfie_tl.eval.cli import run_eval
 
             run_eval(args)  # returns the summary dict, not an exit status
+            return 0
+        if args.command == "control-eval":
+            from selfie_tl.eval.control_cli import run_control_eval
+
+            run_control_eval(args)  # returns the result dict, not an exit status
             return 0
         parser.error(f"unknown command {args.command!r}")
     except SelfieError as exc:

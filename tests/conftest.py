@@ -9,10 +9,16 @@ instance ``forward`` left on a module (what interpretation installs must be gone
 
 from __future__ import annotations
 
+from importlib import resources
+from pathlib import Path
+
 import pytest
 
 from selfie_tl.hooks import hook_count
 from selfie_tl.testing import tiny_model
+
+PACKAGED_DATA = Path(str(resources.files("selfie_tl.data")))
+"""The data files shipped inside the package (``selfie_tl/data``)."""
 
 _SHARED_MODELS: dict[str, object] = {}
 
@@ -57,3 +63,9 @@ def _no_hook_left_behind():
             for m, module in model.named_modules():
                 vars(module).pop("forward", None)
             pytest.fail(f"{name}: {leaked} hook(s) and instance forward on {overrides} left after the test")
+
+
+@pytest.fixture(scope="session")
+def packaged_data() -> Path:
+    """Directory of the packaged data files (``known_facts.csv`` ...)."""
+    return PACKAGED_DATA

@@ -1,20 +1,12 @@
 """Attribute extraction on known facts: does the interpretation of the subject's last token
 mention the fact's attribute?
 
-For each fact (``subject``, ``attribute``, ``prompt``) and each layer the residual vector of
-the subject's last token in the fact prompt is read, then turned into text by
-
-* ``selfie``: SelfIE with an interpretation template (method ``selfie:<template>``);
-* ``control``: the same template with the placeholders left as they are (no injection:
-  one text per template, the same for every fact, so it scores the prompt's prior);
-* ``logit_lens``: the top-k tokens of ``unembed(ln_final(h))``;
-* ``patchscope``: the token-identity patchscope ``"cat -> cat; 135 -> 135; hello -> hello;
-  _ ->"``, ``h`` injected at the placeholder at the same layer it was read from.
-
-A row is a hit when :func:`~selfie_tl.eval.facts.attribute_match` finds the attribute in
-the text (normalised, whole words). For the logit lens the text is each top-k token on
-its own, so a hit needs one token that spells the whole attribute; ``first_token_hit``
-records the looser rule "one of the top-k ids is the attribute's first token".
+For each fact (``subject``, ``attribute``, ``prompt``) and each layer, the residual vector
+of the subject's last token in the fact prompt (:func:`subject_last_token`,
+:func:`subject_vectors`) is turned into text by each method of
+:mod:`selfie_tl.eval.methods` (SelfIE, its no-injection control, the logit lens and the
+token-identity patchscope) and scored against the attribute. :func:`evaluate_attributes`
+runs them all; :mod:`selfie_tl.eval.stats` summarises the rows.
 
 Example:
     >>> from selfie_tl.testing import tiny_model
@@ -30,13 +22,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from jaxtyping import Float
@@ -46,13 +38,10 @@ from transformer_lens import HookedTransformer
 
 from selfie_tl.config import ConfigMixin
 from selfie_tl.errors import InvalidArgumentError
-from selfie_tl.eval.facts import attribute_match, normalize
-from selfie_tl.eval.templates import RELATION, identity_prompt, template_names, template_prompt
-from selfie_tl.generation import generate
+from selfie_tl.eval.methods import control_rows, logit_lens_rows, patchscope_rows, selfie_rows
+from selfie_tl.eval.templates import RELATION, template_names
 from selfie_tl.hooks import capture, check_layer
-from selfie_tl.interpret import interpret_vectors
-from selfie_tl.lens import logit_lens_topk
-from selfie_tl.prompts import InterpretationPrompt, tokenize
+from selfie_tl.prompts import tokenize
 
 METHODS = ("selfie", "control", "logit_lens", "patchscope")
 
@@ -192,19 +181,40 @@ def subject_vectors(
     return torch.stack(vectors), positions, tokens
 
 
-def no_injection_text(model: HookedTransformer, prompt: InterpretationPrompt, max_new_tokens: int) -> str:
-    """Greedy continuation of the interpretation prompt with the placeholders left as they
-    are (the no-injection control)."""
-    out = generate(model, prompt.input_ids[None], max_new_tokens)
-    return model.tokenizer.decode(out.tokens[0, : out.lengths[0]].tolist(), skip_special_tokens=True)
+def _checked_facts(
+    facts: pd.DataFrame, config: AttributeEvalConfig, model_knows: Sequence[bool] | None
+) -> pd.DataFrame:
+    missing = {"subject", "attribute", "prompt"} - set(facts.columns)
+    if missing:
+        raise InvalidArgumentError(f"facts lack columns {sorted(missing)}; need subject, attribute, prompt")
+    if len(facts) == 0:
+        raise InvalidArgumentError("facts is empty")
+    if RELATION in config.templates and "template" not in facts.columns:
+        raise InvalidArgumentError("the 'relation' template needs a 'template' column in facts")
+    if model_knows is not None and len(model_knows) != len(facts):
+        raise InvalidArgumentError(f"model_knows has {len(model_knows)} entries for {len(facts)} facts")
+    return facts.reset_index(drop=True)
 
 
-def _first_token(tokenizer: Any, attribute: str) -> int:
-    return int(tokenize(tokenizer, " " + attribute)[0])
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
+    t0 = time.perf_counter()
+    yield
+    timings[key] = time.perf_counter() - t0
 
 
-def _token_hit(token_text: str, attribute: str) -> bool:
-    return bool(normalize(token_text)) and attribute_match(token_text, attribute)
+def _fact_columns(
+    facts: pd.DataFrame, positions: list[int], tokens: list[str], model_knows: Sequence[bool] | None
+) -> list[dict[str, Any]]:
+    """Per fact, the columns every one of its rows repeats."""
+    return [
+        {
+            "known_id": fact.get("known_id", i), "subject": fact["subject"], "attribute": fact["attribute"],
+            "relation_id": fact.get("relation_id"), "subject_position": positions[i],
+            "subject_token": tokens[i], "model_knows": None if model_knows is None else bool(model_knows[i]),
+        }
+        for i, fact in facts.iterrows()
+    ]  # fmt: skip
 
 
 def evaluate_attributes(
@@ -217,6 +227,8 @@ def evaluate_attributes(
 ) -> pd.DataFrame:
     """Run attribute extraction and return one row per (fact, method, template, layer).
 
+    Rows come in a fixed order: logit lens; per template, control then SelfIE; patchscope.
+
     Args:
         model: the model.
         facts: rows with ``subject``, ``attribute``, ``prompt`` (and ``template`` for the
@@ -227,153 +239,53 @@ def evaluate_attributes(
 
     Returns:
         DataFrame with columns :data:`ROW_COLUMNS` (``layer`` is -1 for control rows, which
-        do not depend on a layer). ``df.attrs`` holds the config and timings.
+        do not depend on a layer). ``df.attrs`` holds the config, layers and timings.
 
     Example:
-        >>> from selfie_tl.eval import load_known_facts  # doctest: +SKIP
-        >>> rows = evaluate_attributes(model, load_known_facts(limit=20), layers=[6, 12])  # doctest: +SKIP
-        >>> rows.groupby(["method", "layer"]).correct.mean()  # doctest: +SKIP
+        >>> from selfie_tl.eval import load_known_facts
+        >>> from selfie_tl.testing import tiny_model
+        >>> rows = evaluate_attributes(tiny_model(), load_known_facts(limit=2), layers=[0, 2], k=1,
+        ...                            max_new_tokens=2, verbose=False)
+        >>> rows.groupby("method").size().to_dict()
+        {'control:summary': 2, 'logit_lens': 4, 'patchscope': 4, 'selfie:summary': 4}
     """
     config = dataclasses.replace(config or AttributeEvalConfig(), **options).validate(model)
-    missing = {"subject", "attribute", "prompt"} - set(facts.columns)
-    if missing:
-        raise InvalidArgumentError(f"facts lack columns {sorted(missing)}; need subject, attribute, prompt")
-    if len(facts) == 0:
-        raise InvalidArgumentError("facts is empty")
-    if RELATION in config.templates and "template" not in facts.columns:
-        raise InvalidArgumentError("the 'relation' template needs a 'template' column in facts")
-    if model_knows is not None and len(model_knows) != len(facts):
-        raise InvalidArgumentError(f"model_knows has {len(model_knows)} entries for {len(facts)} facts")
-    facts = facts.reset_index(drop=True)
+    facts = _checked_facts(facts, config, model_knows)
     layers = config.resolved_layers(model)
-    tok = model.tokenizer
+    methods = config.methods
     timings: dict[str, float] = {}
+    with _timed(timings, "capture"):
+        vecs, positions, tokens = subject_vectors(model, facts, layers, verbose=config.verbose)
 
-    t0 = time.perf_counter()
-    vecs, positions, sub_tokens = subject_vectors(model, facts, layers, verbose=config.verbose)
-    timings["capture"] = time.perf_counter() - t0
-
-    base = []
-    for i, fact in facts.iterrows():
-        base.append(
-            {
-                "known_id": fact.get("known_id", i), "subject": fact["subject"], "attribute": fact["attribute"],
-                "relation_id": fact.get("relation_id"), "subject_position": positions[i],
-                "subject_token": sub_tokens[i], "model_knows": None if model_knows is None else bool(model_knows[i]),
-            }
-        )  # fmt: skip
-    rows: list[dict[str, Any]] = []
-
-    def add(
-        i: int, method: str, template: str | None, layer: int, output: str, first: bool | None = None
-    ) -> None:
-        hit = attribute_match(output, facts.at[i, "attribute"])
-        rows.append({**base[i], "method": method, "template": template, "layer": layer, "output": output,
-                     "correct": hit, "first_token_hit": first})  # fmt: skip
-
-    n_layers_max = model.cfg.n_layers - 1
     bar = tqdm(total=_count_work(config, len(facts), layers), desc="evaluating", disable=not config.verbose)
-
-    if "logit_lens" in config.methods:
-        t0 = time.perf_counter()
-        firsts = [_first_token(tok, a) for a in facts["attribute"]]
-        for li, layer in enumerate(layers):
-            top = logit_lens_topk(model, vecs[:, li], config.logit_lens_k)
-            for i in range(len(facts)):
-                ids = top[i].tolist()
-                words = [tok.decode([t]) for t in ids]
-                strict = any(_token_hit(w, facts.at[i, "attribute"]) for w in words)
-                add(i, "logit_lens", None, layer, " | ".join(words), firsts[i] in ids)
-                rows[-1]["correct"] = strict
-        timings["logit_lens"] = time.perf_counter() - t0
-
+    rows: list[dict[str, Any]] = []
+    if "logit_lens" in methods:
+        with _timed(timings, "logit_lens"):
+            rows += logit_lens_rows(model, facts, vecs, layers, config.logit_lens_k)
     for name in config.templates:
-        groups = _template_groups(tok, facts, name)
-        if "control" in config.methods:
-            t0 = time.perf_counter()
-            for prompt, idx in groups:
-                text = no_injection_text(model, prompt, config.max_new_tokens)
-                for i in idx:
-                    add(i, f"control:{name}", name, -1, text)
-            timings[f"control:{name}"] = time.perf_counter() - t0
-        if "selfie" in config.methods:
-            t0 = time.perf_counter()
-            for li, layer in enumerate(layers):
-                for prompt, idx in groups:
-                    texts = interpret_vectors(
-                        model, vecs[idx, li], prompt, k=config.k, max_new_tokens=config.max_new_tokens,
-                        batch_size=config.batch_size,
-                    )  # fmt: skip
-                    for i, text in zip(idx, texts):
-                        add(i, f"selfie:{name}", name, layer, text)
-                bar.update(len(facts))
-            timings[f"selfie:{name}"] = time.perf_counter() - t0
-
-    if "patchscope" in config.methods:
-        t0 = time.perf_counter()
-        prompt = identity_prompt(tok)
-        for li, layer in enumerate(layers):
-            texts = interpret_vectors(
-                model, vecs[:, li], prompt, k=min(layer, n_layers_max), max_new_tokens=config.patchscope_max_new_tokens,
-                batch_size=config.batch_size,
+        if "control" in methods:
+            with _timed(timings, f"control:{name}"):
+                rows += control_rows(model, facts, name, config.max_new_tokens)
+        if "selfie" in methods:
+            with _timed(timings, f"selfie:{name}"):
+                rows += selfie_rows(
+                    model, facts, vecs, layers, name, k=config.k, max_new_tokens=config.max_new_tokens,
+                    batch_size=config.batch_size, progress=bar.update,
+                )  # fmt: skip
+    if "patchscope" in methods:
+        with _timed(timings, "patchscope"):
+            rows += patchscope_rows(
+                model, facts, vecs, layers, max_new_tokens=config.patchscope_max_new_tokens,
+                batch_size=config.batch_size, progress=bar.update,
             )  # fmt: skip
-            for i, text in enumerate(texts):
-                add(i, "patchscope", "identity", layer, text)
-            bar.update(len(facts))
-        timings["patchscope"] = time.perf_counter() - t0
     bar.close()
 
-    df = pd.DataFrame(rows, columns=ROW_COLUMNS)
-    df.attrs["config"] = config.to_dict()
-    df.attrs["timings_s"] = timings
-    df.attrs["layers"] = layers
+    per_fact = _fact_columns(facts, positions, tokens, model_knows)
+    df = pd.DataFrame([{**per_fact[row.pop("fact")], **row} for row in rows], columns=ROW_COLUMNS)
+    df.attrs.update(config=config.to_dict(), timings_s=timings, layers=layers)
     return df
 
 
 def _count_work(config: AttributeEvalConfig, n_facts: int, layers: list[int]) -> int:
     per_layer = ("selfie" in config.methods) * len(config.templates) + ("patchscope" in config.methods)
     return per_layer * n_facts * len(layers)
-
-
-def _template_groups(
-    tokenizer: Any, facts: pd.DataFrame, name: str
-) -> list[tuple[InterpretationPrompt, list[int]]]:
-    """(prompt, fact indices) pairs: one group for a fixed template, one per relation
-    template for ``relation``."""
-    if name != RELATION:
-        return [(template_prompt(tokenizer, name), list(range(len(facts))))]
-    groups: dict[str, list[int]] = {}
-    for i, template in enumerate(facts["template"]):
-        groups.setdefault(template, []).append(i)
-    return [(template_prompt(tokenizer, RELATION, t), idx) for t, idx in groups.items()]
-
-
-def bootstrap_ci(
-    hits: Sequence[bool] | np.ndarray, n_bootstrap: int = 1000, seed: int = 0, level: float = 0.95
-) -> tuple[float, float, float]:
-    """Mean of ``hits`` and its percentile-bootstrap confidence interval.
-
-    Args:
-        hits: 0/1 outcomes.
-        n_bootstrap: resamples.
-        seed: RNG seed (same seed, same interval).
-        level: interval coverage.
-
-    Returns:
-        ``(mean, low, high)``; ``(nan, nan, nan)`` for no outcomes.
-
-    Example:
-        >>> bootstrap_ci([1, 0, 1, 1], seed=0)[0]
-        0.75
-    """
-    values = np.asarray(hits, dtype=float)
-    if values.ndim != 1:
-        raise InvalidArgumentError(f"hits must be 1-D, got shape {values.shape}")
-    if not 0 < level < 1:
-        raise InvalidArgumentError(f"level must be in (0, 1), got {level!r}")
-    if values.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, values.size, size=(n_bootstrap, values.size))].mean(axis=1)
-    alpha = (1 - level) / 2
-    return float(values.mean()), float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))

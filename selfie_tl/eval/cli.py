@@ -1,5 +1,6 @@
 """``selfie-tl eval``: attribute extraction with baselines, fact completion and prompt
-comparison on the shared known-facts file, in one command.
+comparison on the known facts (packaged with selfie_tl, or any CSV with their columns),
+in one command.
 
 Wire it into a CLI with :func:`register`; run it standalone with
 ``python -m selfie_tl.eval.cli --limit 20 --layers 0:31:3 --out benchmarks/results/eval``.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -26,6 +28,7 @@ from typing import Any
 from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.eval.attributes import METHODS, AttributeEvalConfig
 from selfie_tl.eval.templates import template_names
+from selfie_tl.files import write_text
 from selfie_tl.indices import parse_index_spec
 
 
@@ -58,7 +61,11 @@ def _csv_list(spec: str, allowed: list[str], what: str) -> list[str]:
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the eval flags to ``parser``."""
     parser.add_argument("--model", default=None, help="model name/path (default: embedded SmolLM2-135M-Instruct)")
-    parser.add_argument("--data", default=None, help="known_facts.csv (default: ../shared/data/known_facts.csv)")
+    parser.add_argument("--data", default=None, metavar="FILE",
+                        help="known-facts CSV with columns known_id, subject, attribute, prompt "
+                        "(template, relation_id optional; default: the packaged known_facts.csv)")
+    parser.add_argument("--split", default="all", choices=("train", "validation", "test", "all"),
+                        help="fixed split of the facts to evaluate (default: all)")
     parser.add_argument("--limit", type=int, default=None, help="first N facts only")
     parser.add_argument("--layers", default="0:31:3", help="layers to read: start:stop:step or a,b,c (default 0:31:3)")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma list of {list(METHODS)} or 'all'")
@@ -113,14 +120,8 @@ def run_eval(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
     from selfie_tl.eval.attributes import evaluate_attributes
     from selfie_tl.eval.data import load_known_facts
     from selfie_tl.eval.facts import fact_completion
-    from selfie_tl.eval.report import (
-        best_layers,
-        format_table,
-        logit_lens_vs_selfie,
-        plot_accuracy,
-        selfie_vs_control,
-        summarize,
-    )
+    from selfie_tl.eval.report import format_table, plot_accuracy
+    from selfie_tl.eval.stats import best_layers, logit_lens_vs_selfie, selfie_vs_control, summarize
 
     config = config_from_args(args)
     if getattr(args, "threads", None):
@@ -128,11 +129,11 @@ def run_eval(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
 
         torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
+    facts = load_known_facts(args.data, args.limit, split=getattr(args, "split", "all"))
     if model is None:
         from selfie_tl import load_model
 
         model = load_model(args.model) if args.model else load_model()
-    facts = load_known_facts(args.data, args.limit)
     config.validate(model)
     timings: dict[str, float] = {}
     model_knows = None
@@ -150,7 +151,8 @@ def run_eval(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
     timings["total"] = time.perf_counter() - t_start
 
     result: dict[str, Any] = {
-        "model": args.model or "default (SmolLM2-135M-Instruct)", "n_facts": len(facts),
+        "model": args.model or "default (SmolLM2-135M-Instruct)", "data": args.data or "packaged known_facts.csv",
+        "split": getattr(args, "split", "all"), "n_facts": len(facts),
         "layers": rows.attrs["layers"], "config": config.to_dict(),
         "matching_rule": "normalised attribute (lower-case, accents stripped, non-alphanumerics -> space) "
         "occurs as whole words in the normalised output; logit lens: in one top-k token",
@@ -163,7 +165,8 @@ def run_eval(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
     if "logit_lens" in config.methods and "selfie" in config.methods:
         result["logit_lens_vs_selfie"] = logit_lens_vs_selfie(summary, first_template).to_dict(orient="records")
 
-    print(f"\nAttribute extraction on {len(facts)} facts, layers {rows.attrs['layers']} (accuracy %, 95% CI)")
+    split = "" if result["split"] == "all" else f" (split {result['split']})"
+    print(f"\nAttribute extraction on {len(facts)} facts{split}, layers {rows.attrs['layers']} (accuracy %, 95% CI)")
     print(format_table(summary))
     if completion_acc is not None:
         print(f"\nFact completion accuracy: {completion_acc * 100:.1f}% ({sum(model_knows)}/{len(facts)})")
@@ -178,27 +181,33 @@ def run_eval(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        rows.to_csv(out / "rows.csv", index=False)
+        write_text(out / "rows.csv", rows.to_csv(index=False))
         if done is not None:
-            done.to_csv(out / "fact_completion.csv", index=False)
-        summary.to_csv(out / "summary.csv", index=False)
+            write_text(out / "fact_completion.csv", done.to_csv(index=False))
+        write_text(out / "summary.csv", summary.to_csv(index=False))
         plot_accuracy(summary, out / "accuracy.png", title=f"Attribute extraction, {len(facts)} facts")
-        (out / "summary.json").write_text(json.dumps(_clean(result), indent=2))
+        write_text(out / "summary.json", json.dumps(json_safe(result), indent=2))
         print(f"wrote {out}/rows.csv, summary.csv, accuracy.png, summary.json")
     result["_rows"] = rows
     result["_summary"] = summary
     return result
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe copy: numpy scalars to Python, NaN to None."""
+def json_safe(value: Any) -> Any:
+    """JSON-safe copy: numpy scalars to Python, NaN to None.
+
+    Example:
+        >>> import numpy as np
+        >>> json_safe({"a": [np.float64(0.5), float("nan")], 1: np.int64(3)})
+        {'a': [0.5, None], '1': 3}
+    """
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if hasattr(value, "item") and not isinstance(value, str):
         value = value.item()
-    if isinstance(value, float) and value != value:
+    if isinstance(value, float) and math.isnan(value):
         return None
     return value
 

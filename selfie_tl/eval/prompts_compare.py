@@ -25,8 +25,9 @@ from typing import Any
 import pandas as pd
 from transformer_lens import HookedTransformer
 
+from selfie_tl.config import resolve_config
 from selfie_tl.eval.attributes import AttributeEvalConfig, evaluate_attributes
-from selfie_tl.eval.report import selfie_vs_control, summarize
+from selfie_tl.eval.stats import selfie_vs_control, summarize
 
 
 def compare_prompts(
@@ -46,7 +47,8 @@ def compare_prompts(
         templates: template names (see :func:`~selfie_tl.eval.templates.template_names`).
         layers: layers to read (default every 3rd).
         model_knows: optional per-fact fact-completion outcome.
-        **options: other :class:`~selfie_tl.eval.attributes.AttributeEvalConfig` fields.
+        **options: other :class:`~selfie_tl.eval.attributes.AttributeEvalConfig` fields
+            (``n_bootstrap`` and ``seed`` also set the ranking's intervals).
 
     Returns:
         ``(rows, ranking)``: every row, and one line per template with its best layer,
@@ -56,7 +58,8 @@ def compare_prompts(
     config = AttributeEvalConfig(
         layers=None if layers is None else list(layers), methods=["selfie", "control"], templates=list(templates)
     )
-    rows = evaluate_attributes(model, facts, config, model_knows=model_knows, **options)
+    config = resolve_config(AttributeEvalConfig, config, options)
+    rows = evaluate_attributes(model, facts, config, model_knows=model_knows)
     summary = summarize(rows, config.n_bootstrap, config.seed)
     ranking = pd.DataFrame(selfie_vs_control(summary))
     ranking["margin"] = ranking["selfie_accuracy"] - ranking["control_accuracy"]

@@ -88,9 +88,8 @@ TEMPLATES: dict[str, TemplateFn] = {
     "where_from": lambda tok: chat_prompt(tok, "Where is ", "from, and what is it known for?"),
     "tell_me": lambda tok: chat_prompt(tok, "Tell me about ", "", "Sure!"),
     "facts": lambda tok: chat_prompt(
-        tok, "What are the key facts about ", "? Mention its country, owner, language or field.",
-        "Key facts:",
-    ),  # fmt: skip
+        tok, "What are the key facts about ", "? Mention its country, owner, language or field.", "Key facts:"
+    ),
     "wiki": lambda tok: plain_prompt(tok, "Wikipedia article: ", "\n\n", N_SLOTS),
     "repeat": lambda tok: chat_prompt(tok, "Repeat the name: ", "", "The name is"),
 }
@@ -117,3 +116,26 @@ def template_prompt(tokenizer: Any, name: str, relation_template: str | None = N
     if name not in TEMPLATES:
         raise InvalidArgumentError(f"unknown interpretation template {name!r}; choose from {template_names()}")
     return TEMPLATES[name](tokenizer)
+
+
+def template_groups(tokenizer: Any, facts: Any, name: str) -> list[tuple[InterpretationPrompt, list[int]]]:
+    """``(prompt, fact indices)`` pairs for template ``name`` over the rows of ``facts``
+    (a DataFrame, positions ``0..n-1``): one group holding every fact for a fixed template;
+    for ``relation``, one group per distinct relation template (``facts["template"]``), in
+    order of first appearance.
+
+    Example:
+        >>> import pandas as pd
+        >>> from selfie_tl.testing import tiny_tokenizer
+        >>> facts = pd.DataFrame({"template": ["{} is in", "{} is owned by", "{} is in"]})
+        >>> [(p.text, idx) for p, idx in template_groups(tiny_tokenizer(), facts, "relation")]
+        [('_ _ _ _ _ is in', [0, 2]), ('_ _ _ _ _ is owned by', [1])]
+        >>> [idx for _, idx in template_groups(tiny_tokenizer(), facts, "summary")]
+        [[0, 1, 2]]
+    """
+    if name != RELATION:
+        return [(template_prompt(tokenizer, name), list(range(len(facts))))]
+    groups: dict[str, list[int]] = {}
+    for i, template in enumerate(facts["template"]):
+        groups.setdefault(template, []).append(i)
+    return [(template_prompt(tokenizer, RELATION, t), idx) for t, idx in groups.items()]

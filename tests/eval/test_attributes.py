@@ -1,4 +1,5 @@
-"""Subject-token location and the mechanics of each method on tiny random models."""
+"""Subject-token location, capture and the orchestration of evaluate_attributes on tiny
+random models."""
 
 import dataclasses
 
@@ -6,22 +7,16 @@ import pandas as pd
 import pytest
 import torch
 
-from selfie_tl.errors import InvalidArgumentError, PromptError
+from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.eval.attributes import (
+    ROW_COLUMNS,
     AttributeEvalConfig,
     evaluate_attributes,
-    logit_lens_topk,
-    no_injection_text,
     subject_last_token,
     subject_vectors,
 )
-from selfie_tl.eval.templates import (
-    identity_prompt,
-    relation_prompt,
-    template_names,
-    template_prompt,
-)
-from selfie_tl.generation import generate
+from selfie_tl.eval.methods import no_injection_text
+from selfie_tl.eval.templates import identity_prompt, template_prompt
 from selfie_tl.hooks import capture
 from selfie_tl.interpret import interpret_vectors
 from selfie_tl.prompts import tokenize
@@ -105,44 +100,6 @@ def test_subject_vectors_match_capture(tiny):
     assert tokens[1] == "m"  # last byte of "Audible.com"
 
 
-def test_logit_lens_equals_ln_final_unembed(tiny):
-    v = torch.randn(4, 64)
-    top = logit_lens_topk(tiny, v, k=5)
-    logits = tiny.unembed(tiny.ln_final(v[:, None]))[:, 0]
-    assert torch.equal(top, logits.topk(5, dim=-1).indices)
-    # at the last layer, the logit lens is the model's own next-token prediction
-    ids = tokenize(tiny.tokenizer, FACTS.prompt[0])
-    last = capture(tiny, ids, [tiny.cfg.n_layers], [-1])[0]
-    assert int(logit_lens_topk(tiny, last, k=1)[0, 0]) == int(tiny(ids[None])[0, -1].argmax())
-
-
-@pytest.mark.parametrize("name", template_names())
-def test_templates_place_placeholders_on_underscores(tiny_llama, name):
-    prompt = template_prompt(tiny_llama.tokenizer, name, "{} is owned by")
-    ids = prompt.input_ids.tolist()
-    decoded = [tiny_llama.tokenizer.decode([ids[p]]) for p in prompt.placeholder_positions]
-    assert decoded.count("_") == 5 and set(decoded) <= {"_", " "}
-
-
-def test_relation_prompt_and_errors():
-    tok = tiny_tokenizer()
-    assert relation_prompt(tok, "The native language of {} is", 1).text == "The native language of _ is"
-    with pytest.raises(PromptError):
-        relation_prompt(tok, "no slot here")
-    with pytest.raises(InvalidArgumentError, match="unknown interpretation template"):
-        template_prompt(tok, "nope")
-    p = identity_prompt(tok)
-    assert p.text.startswith("cat -> cat; 135 -> 135; hello -> hello;")
-    assert tok.decode([int(p.input_ids[p.placeholder_positions[0]])]) == "_"
-
-
-def test_no_injection_control_is_the_plain_continuation(tiny):
-    prompt = template_prompt(tiny.tokenizer, "summary")
-    text = no_injection_text(tiny, prompt, 6)
-    out = generate(tiny, prompt.input_ids[None], 6)
-    assert text == tiny.tokenizer.decode(out.tokens[0, : out.lengths[0]].tolist(), skip_special_tokens=True)
-
-
 def test_evaluate_attributes_mechanics(tiny):
     cfg = AttributeEvalConfig(layers=[1, 3], k=1, max_new_tokens=4, batch_size=2, logit_lens_k=3,
                               patchscope_max_new_tokens=3, verbose=False)  # fmt: skip
@@ -164,6 +121,13 @@ def test_evaluate_attributes_mechanics(tiny):
     assert all(len(o.split(" | ")) == 3 for o in ll.output)
     assert rows.model_knows.tolist()[:3] == [True, False, True]
     assert set(rows.subject_position) == {12, 10, 5}
+    assert list(rows.columns) == ROW_COLUMNS
+    # fixed order: logit lens, control, selfie, patchscope; facts in order within a layer
+    assert rows.method.drop_duplicates().tolist() == ["logit_lens", "control:summary", "selfie:summary",
+                                                      "patchscope"]  # fmt: skip
+    assert rows.known_id.tolist()[:6] == [0, 1, 2, 0, 1, 2]
+    assert rows.attrs["layers"] == [1, 3] and set(rows.attrs["timings_s"]) == {
+        "capture", "logit_lens", "control:summary", "selfie:summary", "patchscope"}
 
 
 def test_correct_column_applies_the_rule(tiny_llama):
@@ -190,8 +154,8 @@ def test_config_roundtrip_and_validation(tiny_llama):
     assert AttributeEvalConfig().resolved_layers(tiny_llama) == [0, 3]
     with pytest.raises(InvalidArgumentError, match="unknown AttributeEvalConfig"):
         AttributeEvalConfig.from_dict({"bogus": 1})
-    for bad in (dict(methods=["magic"]), dict(templates=["nope"]), dict(layers=[9]), dict(k=3),
-                dict(max_new_tokens=0), dict(layers=[])):  # fmt: skip
+    for bad in ({"methods": ["magic"]}, {"templates": ["nope"]}, {"layers": [9]}, {"k": 3},
+                {"max_new_tokens": 0}, {"layers": []}):  # fmt: skip
         with pytest.raises(InvalidArgumentError):
             dataclasses.replace(cfg, **bad).validate(tiny_llama)
     with pytest.raises(InvalidArgumentError, match="lack columns"):

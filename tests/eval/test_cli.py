@@ -8,6 +8,7 @@ import pytest
 
 from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.eval.cli import config_from_args, parse_layers, register, run_eval
+from selfie_tl.eval.data import load_known_facts
 
 
 def _parse(argv):
@@ -49,9 +50,9 @@ def test_flags_to_config():
         _parse(["--limit", "many"])
 
 
-def test_run_eval_writes_outputs(tiny_llama, tmp_path, shared_data, capsys):
+def test_run_eval_writes_outputs(tiny_llama, tmp_path, packaged_data, capsys):
     args = _parse(["--limit", "3", "--layers", "1,3", "--k", "1", "--max-new-tokens", "3", "--quiet",
-                   "--n-bootstrap", "50", "--data", str(shared_data / "known_facts.csv"),
+                   "--n-bootstrap", "50", "--data", str(packaged_data / "known_facts.csv"),
                    "--out", str(tmp_path)])  # fmt: skip
     result = run_eval(args, model=tiny_llama)
     rows = pd.read_csv(tmp_path / "rows.csv")
@@ -62,3 +63,31 @@ def test_run_eval_writes_outputs(tiny_llama, tmp_path, shared_data, capsys):
     assert (tmp_path / "accuracy.png").stat().st_size > 1000
     assert "Attribute extraction on 3 facts" in capsys.readouterr().out
     assert result["_summary"].n.sum() == len(rows)
+
+
+def test_split_flag(tiny_llama, tmp_path, capsys):
+    assert _parse([]).split == "all"
+    with pytest.raises(SystemExit):
+        _parse(["--split", "dev"])
+    args = _parse(["--split", "validation", "--limit", "3", "--layers", "2", "--methods", "logit_lens",
+                   "--no-fact-completion", "--quiet", "--n-bootstrap", "10", "--out", str(tmp_path)])  # fmt: skip
+    result = run_eval(args, model=tiny_llama)
+    validation = load_known_facts(split="validation", limit=3)
+    assert result["_rows"].known_id.tolist() == validation.known_id.tolist()
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["split"] == "validation" and saved["data"] == "packaged known_facts.csv" and saved["n_facts"] == 3
+    assert "(split validation)" in capsys.readouterr().out
+
+
+def test_data_flag_reads_any_csv_with_the_fact_columns(tiny_llama, tmp_path):
+    csv = tmp_path / "mine.csv"
+    pd.DataFrame({"known_id": ["a", "b"], "subject": ["Rome", "Oslo"], "attribute": ["Italy", "Norway"],
+                  "prompt": ["Rome is in", "Oslo is in"]}).to_csv(csv, index=False)  # fmt: skip
+    args = _parse(["--data", str(csv), "--layers", "1", "--methods", "selfie,control", "--k", "1",
+                   "--max-new-tokens", "2", "--no-fact-completion", "--quiet", "--n-bootstrap", "10"])  # fmt: skip
+    rows = run_eval(args, model=tiny_llama)["_rows"]
+    assert rows.known_id.tolist() == ["a", "b", "a", "b"] and rows.subject.tolist()[:2] == ["Rome", "Oslo"]
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"subject": ["Rome"]}).to_csv(bad, index=False)
+    with pytest.raises(InvalidArgumentError, match="lacks columns"):
+        run_eval(_parse(["--data", str(bad), "--quiet"]), model=tiny_llama)

@@ -7,8 +7,8 @@ from selfie_tl.generation import complete
 
 
 @pytest.mark.integration
-def test_default_model_attribute_extraction(default_model, shared_data):
-    facts = load_known_facts(shared_data / "known_facts.csv", limit=3)
+def test_default_model_attribute_extraction(default_model, packaged_data):
+    facts = load_known_facts(packaged_data / "known_facts.csv", limit=3)
     rows = evaluate_attributes(default_model, facts, layers=[12, 30], max_new_tokens=4, verbose=False,
                                patchscope_max_new_tokens=2)  # fmt: skip
     assert len(rows) == 3 * 2 * 3 + 3
@@ -23,10 +23,10 @@ def test_default_model_attribute_extraction(default_model, shared_data):
 
 
 @pytest.mark.integration
-def test_selfie_tl_eval_command_exits_zero(default_model, shared_data, tmp_path, capsys):
+def test_selfie_tl_eval_command_exits_zero(default_model, packaged_data, tmp_path, capsys):
     from selfie_tl import cli
 
-    code = cli.main(["eval", "--data", str(shared_data / "known_facts.csv"), "--limit", "2", "--layers", "12",
+    code = cli.main(["eval", "--data", str(packaged_data / "known_facts.csv"), "--limit", "2", "--layers", "12",
                      "--methods", "selfie", "--max-new-tokens", "3", "--no-fact-completion", "--quiet",
                      "--n-bootstrap", "10", "--out", str(tmp_path)])  # fmt: skip
     assert code == 0
