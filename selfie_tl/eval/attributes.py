@@ -61,7 +61,11 @@ class AttributeEvalConfig(ConfigMixin):
         methods: any of ``selfie``, ``control``, ``logit_lens``, ``patchscope``.
         templates: interpretation templates for ``selfie`` and ``control`` (names from
             :data:`~selfie_tl.eval.templates.TEMPLATES`, or ``relation``).
-        k: SelfIE injection layer.
+        k: SelfIE injection layer (``None``: the preset's, else 2).
+        preset: a shipped preset (:mod:`selfie_tl.presets`) whose settings SelfIE uses; with
+            it, ``templates`` defaults to ``["preset:<name>"]``.
+        interpretation: more :class:`~selfie_tl.interpret.InterpretationConfig` settings for
+            SelfIE (``scale``, ``no_repeat_ngram_size``, ...), applied over the preset.
         max_new_tokens: tokens generated per interpretation.
         batch_size: interpretations generated together.
         logit_lens_k: top-k tokens for the logit lens.
@@ -78,8 +82,10 @@ class AttributeEvalConfig(ConfigMixin):
 
     layers: list[int] | None = None
     methods: list[str] = field(default_factory=lambda: list(METHODS))
-    templates: list[str] = field(default_factory=lambda: ["summary"])
-    k: int = 2
+    templates: list[str] | None = None
+    k: int | None = None
+    preset: str | None = None
+    interpretation: dict[str, Any] = field(default_factory=dict)
     max_new_tokens: int = 20
     batch_size: int = 64  # 64 measured ~25% faster than 32 per interpretation on 2 CPU cores
     logit_lens_k: int = 20
@@ -87,6 +93,12 @@ class AttributeEvalConfig(ConfigMixin):
     n_bootstrap: int = 1000
     seed: int = 0
     verbose: bool = True
+
+    def resolved_templates(self) -> list[str]:
+        """The templates: as given, else the preset's prompt, else the paper's summary prompt."""
+        if self.templates is not None:
+            return list(self.templates)
+        return [f"preset:{self.preset}"] if self.preset is not None else ["summary"]
 
     def resolved_layers(self, model: HookedTransformer) -> list[int]:
         """The layers to evaluate, validated against ``model``."""
@@ -103,10 +115,15 @@ class AttributeEvalConfig(ConfigMixin):
             raise InvalidArgumentError(
                 f"methods must be a non-empty subset of {list(METHODS)}, got {self.methods}"
             )
-        bad = [t for t in self.templates if t not in template_names()]
-        if bad or not self.templates:
+        bad = [t for t in self.resolved_templates() if t not in template_names()]
+        if bad or not self.resolved_templates():
             raise InvalidArgumentError(f"unknown templates {bad}; choose from {template_names()}")
-        check_layer(model, self.k, injection=True)
+        if self.preset is not None:
+            from selfie_tl.presets import get_preset
+
+            get_preset(self.preset)
+        if self.k is not None:
+            check_layer(model, self.k, "injection")
         for name in (
             "max_new_tokens",
             "batch_size",
@@ -189,7 +206,7 @@ def _checked_facts(
         raise InvalidArgumentError(f"facts lack columns {sorted(missing)}; need subject, attribute, prompt")
     if len(facts) == 0:
         raise InvalidArgumentError("facts is empty")
-    if RELATION in config.templates and "template" not in facts.columns:
+    if RELATION in config.resolved_templates() and "template" not in facts.columns:
         raise InvalidArgumentError("the 'relation' template needs a 'template' column in facts")
     if model_knows is not None and len(model_knows) != len(facts):
         raise InvalidArgumentError(f"model_knows has {len(model_knows)} entries for {len(facts)} facts")
@@ -262,7 +279,7 @@ def evaluate_attributes(
     if "logit_lens" in methods:
         with _timed(timings, "logit_lens"):
             rows += logit_lens_rows(model, facts, vecs, layers, config.logit_lens_k)
-    for name in config.templates:
+    for name in config.resolved_templates():
         if "control" in methods:
             with _timed(timings, f"control:{name}"):
                 rows += control_rows(model, facts, name, config.max_new_tokens)
@@ -270,7 +287,8 @@ def evaluate_attributes(
             with _timed(timings, f"selfie:{name}"):
                 rows += selfie_rows(
                     model, facts, vecs, layers, name, k=config.k, max_new_tokens=config.max_new_tokens,
-                    batch_size=config.batch_size, progress=bar.update,
+                    batch_size=config.batch_size, progress=bar.update, preset=config.preset,
+                    **config.interpretation,
                 )  # fmt: skip
     if "patchscope" in methods:
         with _timed(timings, "patchscope"):
@@ -287,5 +305,5 @@ def evaluate_attributes(
 
 
 def _count_work(config: AttributeEvalConfig, n_facts: int, layers: list[int]) -> int:
-    per_layer = ("selfie" in config.methods) * len(config.templates) + ("patchscope" in config.methods)
+    per_layer = ("selfie" in config.methods) * len(config.resolved_templates()) + ("patchscope" in config.methods)
     return per_layer * n_facts * len(layers)

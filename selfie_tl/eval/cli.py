@@ -27,7 +27,7 @@ from typing import Any
 
 from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.eval.attributes import METHODS, AttributeEvalConfig
-from selfie_tl.eval.templates import template_names
+from selfie_tl.eval.templates import PRESET_PREFIX, template_names
 from selfie_tl.files import write_text
 from selfie_tl.indices import parse_index_spec
 
@@ -69,9 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, default=None, help="first N facts only")
     parser.add_argument("--layers", default="0:31:3", help="layers to read: start:stop:step or a,b,c (default 0:31:3)")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma list of {list(METHODS)} or 'all'")
-    parser.add_argument("--prompts", default="summary",
-                        help=f"interpretation templates, comma list of {template_names()} or 'all'")  # fmt: skip
-    parser.add_argument("--k", type=int, default=2, help="SelfIE injection layer (default 2)")
+    parser.add_argument("--preset", default=None, metavar="NAME",
+                        help="interpret with a shipped preset's prompt and settings (e.g. best; see selfie_tl.presets)")
+    parser.add_argument("--prompts", default=None,
+                        help=f"interpretation templates, comma list of {template_names()} or 'all' "
+                        "(default: summary, or the preset's prompt with --preset)")  # fmt: skip
+    parser.add_argument("--k", type=int, default=None, help="SelfIE injection layer (default 2, or the preset's)")
     parser.add_argument("--batch-size", type=int, default=64, help="interpretations generated together (default 64)")
     parser.add_argument("--max-new-tokens", type=int, default=20)
     parser.add_argument("--logit-lens-k", type=int, default=20)
@@ -97,11 +100,19 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+def _templates(spec: str) -> list[str]:
+    # "all" means every template; presets are named explicitly ("preset:best") or via --preset
+    if spec.strip() == "all":
+        return [t for t in template_names() if not t.startswith(PRESET_PREFIX)]
+    return _csv_list(spec, template_names(), "prompts")
+
+
 def config_from_args(args: argparse.Namespace) -> AttributeEvalConfig:
     """The :class:`AttributeEvalConfig` the flags describe."""
     return AttributeEvalConfig(
         layers=parse_layers(args.layers), methods=_csv_list(args.methods, list(METHODS), "methods"),
-        templates=_csv_list(args.prompts, template_names(), "prompts"), k=args.k,
+        templates=None if args.prompts is None else _templates(args.prompts),
+        k=args.k, preset=args.preset,
         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, logit_lens_k=args.logit_lens_k,
         n_bootstrap=args.n_bootstrap, seed=args.seed, verbose=not args.quiet,
     )  # fmt: skip
@@ -161,7 +172,7 @@ def run_eval(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
         "selfie_vs_control": selfie_vs_control(summary),
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
     }  # fmt: skip
-    first_template = config.templates[0]
+    first_template = config.resolved_templates()[0]
     if "logit_lens" in config.methods and "selfie" in config.methods:
         result["logit_lens_vs_selfie"] = logit_lens_vs_selfie(summary, first_template).to_dict(orient="records")
 

@@ -148,20 +148,24 @@ def selfie_rows(
     layers: Sequence[int],
     template: str,
     *,
-    k: int,
+    k: int | None,
     max_new_tokens: int,
     batch_size: int = 64,
     progress: Progress = None,
+    preset: str | None = None,
+    **options: Any,
 ) -> list[dict[str, Any]]:
     """SelfIE rows: each fact's vector at each layer interpreted with ``template``
-    (:func:`selfie_tl.interpret.interpret_vectors`, injection at layer ``k``)."""
+    (:func:`selfie_tl.interpret.interpret_vectors`, injection at layer ``k``; ``preset``
+    and ``options`` are its settings, e.g. ``scale`` or ``no_repeat_ngram_size``)."""
     rows = []
     groups = template_groups(model.tokenizer, facts, template)
     for li, layer in enumerate(layers):
         for prompt, idx in groups:
             texts = interpret_vectors(
-                model, vectors[idx, li], prompt, k=k, max_new_tokens=max_new_tokens, batch_size=batch_size
-            )
+                model, vectors[idx, li], prompt, k=k, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                preset=preset, **options,
+            )  # fmt: skip
             rows.extend(method_row(facts, i, f"selfie:{template}", template, layer, t) for i, t in zip(idx, texts))
         if progress is not None:
             progress(len(facts))

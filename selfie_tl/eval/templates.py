@@ -98,9 +98,20 @@ TEMPLATES: dict[str, TemplateFn] = {
 RELATION = "relation"
 
 
+PRESET_PREFIX = "preset:"
+"""``"preset:best"`` names the interpretation prompt of a shipped preset (:mod:`selfie_tl.presets`)."""
+
+
 def template_names() -> list[str]:
-    """Every accepted template name, fixed ones first, then ``"relation"``."""
-    return [*TEMPLATES, RELATION]
+    """Every accepted template name: fixed ones, ``"relation"``, then ``"preset:<name>"``.
+
+    Example:
+        >>> "relation" in template_names() and "preset:best" in template_names()
+        True
+    """
+    from selfie_tl.presets import preset_names
+
+    return [*TEMPLATES, RELATION, *(PRESET_PREFIX + name for name in preset_names())]
 
 
 def template_prompt(tokenizer: Any, name: str, relation_template: str | None = None) -> InterpretationPrompt:
@@ -113,6 +124,10 @@ def template_prompt(tokenizer: Any, name: str, relation_template: str | None = N
         if relation_template is None:
             raise InvalidArgumentError("template 'relation' needs the fact's relation template")
         return relation_prompt(tokenizer, relation_template)
+    if name.startswith(PRESET_PREFIX):
+        from selfie_tl.presets import get_preset
+
+        return get_preset(name[len(PRESET_PREFIX) :]).interpretation_prompt(tokenizer)
     if name not in TEMPLATES:
         raise InvalidArgumentError(f"unknown interpretation template {name!r}; choose from {template_names()}")
     return TEMPLATES[name](tokenizer)
