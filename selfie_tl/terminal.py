@@ -150,7 +150,9 @@ def degenerate_count(df: pd.DataFrame, run: int = DEGENERATE_RUN) -> int:
     return int(sum(is_degenerate(t, run) for t in df["generated_tokens"]))
 
 
-def most_relevant(df: pd.DataFrame, top: int | None = None, column: str = "content_relevancy") -> pd.DataFrame:
+def most_relevant(
+    df: pd.DataFrame, top: int | None = None, column: str = "content_relevancy"
+) -> pd.DataFrame:
     """Rows sorted by ``column``, highest first (missing scores last; ties keep their
     order), the first ``top`` of them when given.
 
@@ -200,7 +202,9 @@ def format_table(df: pd.DataFrame, width: int | None = None, *, relevant: bool =
         df["layer"], df["token"], decoded, scores, df["interpretation"], spans, strict=True
     ):
         label = token_label(token, dec)
-        lines.append(f"{layer!s:>5}  {label:<{LABEL_WIDTH}}  {score_text(score):>12}  {cut(reply_text(text), text_width)}")
+        lines.append(
+            f"{layer!s:>5}  {label:<{LABEL_WIDTH}}  {score_text(score):>12}  {cut(reply_text(text), text_width)}"
+        )
         if isinstance(span, str) and span.strip():
             lines.append(pad + cut("relevant: " + " ".join(span.split()), text_width))
     return "\n".join(lines)
@@ -212,7 +216,6 @@ __all__ = [
     "MISSING",
     "WHITESPACE_ONLY",
     "cut",
-    "token_label",
     "degenerate_count",
     "format_table",
     "is_degenerate",
@@ -220,4 +223,5 @@ __all__ = [
     "reply_text",
     "score_text",
     "terminal_width",
+    "token_label",
 ]
