@@ -13,10 +13,11 @@ Example:
     ...                    "interpretation": [" The capital of France", "\\n\\n"],
     ...                    "content_relevancy": [0.41, None]})
     >>> print(format_table(df, width=64))
-    layer  token             content rel.  interpretation
-    -----  ----------------  ------------  -------------------------
-        3  4:' Paris'               0.410  The capital of France
-        6  4:' Paris'                   –  ␣ (whitespace only)
+                             content
+    layer  token           relevancy  interpretation
+    -----  --------------  ---------  ------------------------------
+        3  4:' Paris'          0.410  The capital of France
+        6  4:' Paris'              –  ␣ (whitespace only)
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ EMPTY = "∅ (empty)"
 WHITESPACE_ONLY = "␣ (whitespace only)"
 MISSING = "–"
 
-LABEL_WIDTH = 16
+LABEL_WIDTH = 14
 """Widest token label; longer ones are cut with ``…``."""
+SCORE_WIDTH = 9
 MIN_TEXT_WIDTH = 20
 """The interpretation column never gets narrower than this (long lines then wrap)."""
 DEFAULT_WIDTH = 100
@@ -81,7 +83,7 @@ def token_label(token: Any, decoded: Any = None) -> str:
 
     Example:
         >>> token_label(5, " mountain"), token_label(3, " internationalization")
-        ("5:' mountain'", "3:' internation…")
+        ("5:' mountain'", "3:' internati…")
     """
     label = f"{token}" if decoded is None else f"{token}:{str(decoded)!r}"
     return cut(label, LABEL_WIDTH)
@@ -169,7 +171,7 @@ def most_relevant(
 def format_table(df: pd.DataFrame, width: int | None = None, *, relevant: bool = False) -> str:
     """The results as a plain-text table ``width`` characters wide.
 
-    Columns: ``layer``, ``token`` (:func:`token_label`), ``content rel.`` (the
+    Columns: ``layer``, ``token`` (:func:`token_label`), ``content relevancy`` (the
     ``content_relevancy`` column, :func:`score_text`) and ``interpretation``
     (:func:`reply_text`, cut with ``…`` to the space left). Rows keep ``df``'s order.
 
@@ -184,16 +186,18 @@ def format_table(df: pd.DataFrame, width: int | None = None, *, relevant: bool =
         >>> df = pd.DataFrame({"layer": [9], "token": [2], "interpretation": [""],
         ...                    "relevant_text": ["x"]})
         >>> print(format_table(df, width=50, relevant=True))
-        layer  token             content rel.  interpretation
-        -----  ----------------  ------------  --------------------
-            9  2                            –  ∅ (empty)
-                                               relevant: x
+                                 content
+        layer  token           relevancy  interpretation
+        -----  --------------  ---------  --------------------
+            9  2                       –  ∅ (empty)
+                                          relevant: x
     """
     total = terminal_width(width)
-    head = f"{'layer':>5}  {'token':<{LABEL_WIDTH}}  {'content rel.':>12}  "
+    head = f"{'layer':>5}  {'token':<{LABEL_WIDTH}}  {'relevancy':>{SCORE_WIDTH}}  "
     text_width = max(MIN_TEXT_WIDTH, total - len(head))
-    rule = f"{'-' * 5}  {'-' * LABEL_WIDTH}  {'-' * 12}  {'-' * text_width}"
-    lines = [head + "interpretation", rule]
+    above = f"{'':>5}  {'':<{LABEL_WIDTH}}  {'content':>{SCORE_WIDTH}}"
+    rule = f"{'-' * 5}  {'-' * LABEL_WIDTH}  {'-' * SCORE_WIDTH}  {'-' * text_width}"
+    lines = [above, head + "interpretation", rule]
     pad = " " * len(head)
     decoded = df["token_decoded"] if "token_decoded" in df else [None] * len(df)
     scores = df["content_relevancy"] if "content_relevancy" in df else [None] * len(df)
@@ -203,7 +207,7 @@ def format_table(df: pd.DataFrame, width: int | None = None, *, relevant: bool =
     ):
         label = token_label(token, dec)
         lines.append(
-            f"{layer!s:>5}  {label:<{LABEL_WIDTH}}  {score_text(score):>12}  {cut(reply_text(text), text_width)}"
+            f"{layer!s:>5}  {label:<{LABEL_WIDTH}}  {score_text(score):>{SCORE_WIDTH}}  {cut(reply_text(text), text_width)}"
         )
         if isinstance(span, str) and span.strip():
             lines.append(pad + cut("relevant: " + " ".join(span.split()), text_width))
