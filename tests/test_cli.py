@@ -77,20 +77,25 @@ def _no_model(*args, **kwargs):
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--html", "/nonexistent/r.html"], "--html /nonexistent/r.html: folder /nonexistent does not exist"),
-        (["--csv", "/nonexistent/r.csv"], "--csv /nonexistent/r.csv: folder /nonexistent does not exist"),
-        (["--json", "."], "--json . is a directory"),
-        (["--adapter", "/nonexistent/a.pt"], "--adapter /nonexistent/a.pt: no such file"),
+        (["--html", "{missing}/r.html"], "--html {missing}/r.html: folder {missing} does not exist"),
+        (["--csv", "{missing}/r.csv"], "--csv {missing}/r.csv: folder {missing} does not exist"),
+        (["--json", "{tmp}"], "--json {tmp} is a directory"),
+        (["--adapter", "{missing}/a.pt"], "--adapter {missing}/a.pt: no such file"),
     ],
 )
 @pytest.mark.parametrize("command", [["interpret", "Hello"], ["demo"]])
-def test_bad_output_path_fails_before_loading_the_model(monkeypatch, capsys, command, flags, message):
+def test_bad_output_path_fails_before_loading_the_model(
+    monkeypatch, capsys, tmp_path, command, flags, message
+):
+    # a folder that surely does not exist (a fixed /nonexistent can be created by other tests run as root)
+    where = {"missing": tmp_path / "missing", "tmp": tmp_path}
     monkeypatch.setattr("selfie_tl.models.load_model", _no_model)
-    assert cli.main([*command, *flags, "-q"]) == 2
+    assert cli.main([*command, *(f.format(**where) for f in flags), "-q"]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert len(captured.err.splitlines()) == 1
-    assert captured.err.startswith("selfie-tl: error: ") and message in captured.err
+    assert captured.err.startswith("selfie-tl: error: ") and message.format(**where) in captured.err
+    assert not (tmp_path / "missing").exists()
 
 
 def _help_actions(parser, path=("selfie-tl",)):
