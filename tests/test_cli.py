@@ -114,8 +114,6 @@ def test_every_option_has_help():
         for path, action in _help_actions(cli.build_parser())
         if not isinstance(action, argparse._HelpAction)
         and not (action.help or "").strip()
-        # eval and control-eval come from selfie_tl/eval (another branch owns their help)
-        and path[1:2] not in (("eval",), ("control-eval",))
     ]
     assert missing == []
 

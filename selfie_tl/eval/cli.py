@@ -76,10 +76,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         "(default: summary, or the preset's prompt with --preset)")  # fmt: skip
     parser.add_argument("--k", type=int, default=None, help="SelfIE injection layer (default 2, or the preset's)")
     parser.add_argument("--batch-size", type=int, default=64, help="interpretations generated together (default 64)")
-    parser.add_argument("--max-new-tokens", type=int, default=20)
-    parser.add_argument("--logit-lens-k", type=int, default=20)
-    parser.add_argument("--n-bootstrap", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-new-tokens", type=int, default=20, help="tokens per interpretation (default 20)")
+    parser.add_argument("--logit-lens-k", type=int, default=20,
+                        help="top-k tokens the logit lens may hit with (default 20)")  # fmt: skip
+    parser.add_argument("--n-bootstrap", type=int, default=1000,
+                        help="bootstrap resamples for the 95%% intervals (default 1000)")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument("--no-fact-completion", action="store_true", help="skip the fact-completion pass")
     parser.add_argument("--out", default=None, help="directory for rows.csv, summary.csv, accuracy.png, summary.json")
     parser.add_argument("--threads", type=int, default=None,
