@@ -69,6 +69,10 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/search")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--templates", default="summary,facts,where_from,tell_me,repeat,relation")
+    parser.add_argument("--adapter", default=None, help="also try this adapter file as a lever")
+    parser.add_argument("--template", default=None,
+                        help="skip the template stage and search the levers on this template "
+                        "(stage-1 results already in search.json are kept)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -79,6 +83,9 @@ def main() -> None:
         facts = facts.head(args.limit)
     vecs, _, _ = subject_vectors(model, facts, LAYERS)
     log = []
+    previous = out / "search.json"
+    if args.template and previous.exists():
+        log = [t for t in json.loads(previous.read_text())["trials"] if t["stage"] == "template"]
 
     def trial(stage, template, options):
         t0 = time.perf_counter()
@@ -93,11 +100,16 @@ def main() -> None:
         (out / "search.json").write_text(json.dumps({"n_validation": len(facts), "layers": LAYERS, "trials": log}, indent=1))
         return mean
 
-    # stage 1: templates, paper recipe otherwise
-    scores = {t: trial("template", t, {}) for t in args.templates.split(",")}
-    template = max(scores, key=scores.get)
+    # stage 1: templates, paper recipe otherwise. The preset must work on any vector, so the
+    # lever search continues with the best *fixed* template ("relation" needs a fact's relation).
+    if args.template:
+        scores = {t["template"]: t["mean"] for t in log}
+        template = args.template
+    else:
+        scores = {t: trial("template", t, {}) for t in args.templates.split(",")}
+        template = max((t for t in scores if t != "relation"), key=scores.get)
     best_opts: dict = {}
-    best = scores[template]
+    best = scores.get(template) if template in scores else trial("template", template, {})
     # stage 2: one lever at a time, kept when the validation mean improves
     levers = [
         ("decoding", [{"no_repeat_ngram_size": 3}, {"repetition_penalty": 1.3}]),
@@ -105,6 +117,8 @@ def main() -> None:
         ("k", [{"k": 1}, {"k": 4}]),
         ("inject_layers", [{"inject_layers": 2}, {"inject_layers": 3}]),
     ]
+    if args.adapter:
+        levers.append(("adapter", [{"adapter": args.adapter}]))
     for stage, options_list in levers:
         stage_best, stage_opts = best, None
         for opts in options_list:
