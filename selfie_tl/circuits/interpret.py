@@ -1,24 +1,29 @@
 """Interpret component writes with SelfIE, at a scale the model can read.
 
-A component's write is much shorter than the residual stream it is added to (on
-SmolLM2-135M a head writes a vector of norm ~1-10 at the last position of a short prompt,
-while the interpretation prompt's own residual at the injection layer has norm ~10-40 and
-later layers' residual ~100+), and SelfIE *replaces* the residual at the placeholders. So
+Component writes are far shorter than the residual states SelfIE was made for, and their
+lengths vary a lot. On SmolLM2-135M-Instruct, at the last token of "The Eiffel Tower is
+located in the city of", head writes have norms from 2 to 99 (median 6.5) and MLP writes a
+median of 45, while the default interpretation prompt's own residual at its placeholders
+has norm 90 at the default injection layer ``k=2`` (210-230 at ``k=4..6``). Injected as
+they are, what the model says depends on the length as much as on the direction: halving
+the raw writes of the 36 heads of blocks 1, 3, 23 and 29 changed 28 of the 36
+interpretations, and a grid of such rows compares lengths as much as contents. So
 :func:`interpret_components` brings every write to one norm before injecting it:
 
 * ``scale="norm"`` (the default): each write is rescaled to the mean norm of the
   interpretation prompt's own placeholder states at the injection layer ``k``
   (``norm_match=True`` of :class:`~selfie_tl.InterpretationConfig`, see
-  :func:`selfie_tl.scaling.placeholder_norm`). Every component is read by its direction
-  alone, at the length the model expects there; how much it writes is in the
-  ``write_norm`` column. It costs one short prefill in all and is deterministic, and
-  rows are comparable with each other, which is what a grid of components needs.
+  :func:`selfie_tl.scaling.placeholder_norm`). A component is then read by its direction
+  alone (tripling the writes above changed none of the 36 texts), at the length the model
+  expects at ``k``; how much it writes is in the ``write_norm`` column. It costs one short
+  prefill in all and is deterministic.
 * ``scale="auto"``: the same norm matching, then a multiplier per write chosen by
-  :func:`selfie_tl.scaling.choose_scales` from ``auto_scales``. It runs one extra
-  prefill of ``n x len(auto_scales)`` rows, so it is several times slower; use it for a
-  handful of components, not a grid.
+  :func:`selfie_tl.scaling.choose_scales` from ``auto_scales`` (one extra prefill of
+  ``n x len(auto_scales)`` rows). On the 36 heads above it took 3x as long (38 s against
+  12 s on two CPU threads), chose the largest candidate (8x) for 33 of them and flagged 8
+  as below the self-similarity threshold; use it for a handful of components, not a grid.
 * a number: ``number * write``, injected as it is (``norm_match=True`` can still be
-  passed); a raw write (``1.0``) is usually too short to change what the model says.
+  passed): for studying the length itself.
 """
 
 from __future__ import annotations
@@ -166,6 +171,7 @@ def interpret_components(
     neurons: int | Sequence[int] | None = None,
     sources: int | Sequence[int] | None = None,
     unit: bool = False,
+    components: Sequence[Any] | None = None,
     cache: ActivationCache | dict[str, Tensor] | None = None,
     scale: str | float = "norm",
     interpretation_prompt: Any = None,
@@ -194,6 +200,8 @@ def interpret_components(
         position: destination position whose writes are read (negative from the end).
         heads, neurons, sources, unit: which heads / neurons / source positions, and unit
             neuron directions (as in :func:`~selfie_tl.circuits.component_writes`).
+        components: an explicit list of components (labels such as ``"L23H4"``,
+            ``"L0 MLP"``) instead of ``layers`` x ``kind``; pass ``layers=None``.
         cache: an ``ActivationCache`` of ``prompt`` to read instead of running it again.
         scale: ``"norm"`` (default), ``"auto"``, or a number (see the module docstring).
         interpretation_prompt, k, max_new_tokens, batch_size, relevancy, adapter, preset,
@@ -223,7 +231,7 @@ def interpret_components(
         model, scale, preset, interpretation_prompt, adapter,
         dict(k=k, max_new_tokens=max_new_tokens, batch_size=batch_size, relevancy=relevancy, **options),
     )  # fmt: skip
-    select = {"heads": heads, "neurons": neurons, "sources": sources, "unit": unit}
+    select = {"heads": heads, "neurons": neurons, "sources": sources, "unit": unit, "components": components}
     writes = _writes(model, prompt, cache, layers, kind, position, fwd_hooks, select)
     batch = generate_interpretations(
         model, writes.vectors, iprompt, config, fwd_hooks=fwd_hooks, adapter=adapter_obj
@@ -267,6 +275,7 @@ def compare_components(
     neurons: int | Sequence[int] | None = None,
     sources: int | Sequence[int] | None = None,
     unit: bool = False,
+    components: Sequence[Any] | None = None,
     scale: str | float = "norm",
     interpretation_prompt: Any = None,
     k: int | None = None,
@@ -291,8 +300,8 @@ def compare_components(
         model: the model.
         clean_prompt: run 1.
         corrupted_prompt: run 2's prompt (``None``: the clean prompt, changed by ``patch``).
-        layers, kind, position, heads, neurons, sources, unit: the components, as in
-            :func:`interpret_components` (``position`` is resolved in each run).
+        layers, kind, position, heads, neurons, sources, unit, components: the components,
+            as in :func:`interpret_components` (``position`` is resolved in each run).
         patch: hooks active while run 2's writes are read.
         names: column prefixes of the two runs.
         scale and the rest: as in :func:`interpret_components`.
@@ -319,7 +328,7 @@ def compare_components(
         model, scale, preset, interpretation_prompt, adapter,
         dict(k=k, max_new_tokens=max_new_tokens, batch_size=batch_size, relevancy=relevancy, **options),
     )  # fmt: skip
-    select = {"heads": heads, "neurons": neurons, "sources": sources, "unit": unit}
+    select = {"heads": heads, "neurons": neurons, "sources": sources, "unit": unit, "components": components}
     first = _writes(model, clean_prompt, None, layers, kind, position, fwd_hooks, select)
     second = _writes(model, other, None, layers, kind, position, [*fwd_hooks, *patch], select)
     vectors = torch.cat([first.vectors, second.vectors])

@@ -27,7 +27,7 @@ from torch import Tensor
 from transformer_lens import ActivationCache, HookedTransformer
 from transformer_lens.hook_points import HookPoint
 
-from selfie_tl.circuits.writes import Component, _adds_pos_embed, check_block, parse_component
+from selfie_tl.circuits.writes import Component, _adds_pos_embed, check_components
 from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.hooks import HookFn, check_positions, prompt_tokens
 
@@ -51,20 +51,9 @@ def _patch_names(model: HookedTransformer, c: Component) -> list[str]:
 
 
 def _components(model: HookedTransformer, components: Any) -> list[Component]:
-    items = [components] if isinstance(components, str | Component) else list(components)
-    if not items:
-        raise InvalidArgumentError("no components given; pass labels such as 'L9H6' or 'L12 MLP'")
-    out = []
-    for item in items:
-        c = parse_component(item)
-        if c.kind != "embed":
-            check_block(model, c.layer)
-        if c.kind == "head" and not 0 <= (c.index or 0) < model.cfg.n_heads:
-            raise InvalidArgumentError(f"{c.label}: this model has {model.cfg.n_heads} heads per layer")
-        if c.kind == "neuron" and not 0 <= (c.index or 0) < (model.cfg.d_mlp or 0):
-            raise InvalidArgumentError(f"{c.label}: this model has {model.cfg.d_mlp} neurons per layer")
+    out = check_components(model, components)
+    for c in out:
         _patch_names(model, c)
-        out.append(c)
     return out
 
 

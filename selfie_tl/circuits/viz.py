@@ -89,7 +89,7 @@ def plot_components(
     """
     frame = component_grid_frame(df)
     fig = plot_grid(frame, None, title=_title(df, title), **kwargs)
-    ax = fig.axes[0]
+    ax = kwargs.get("ax") or fig.axes[0]
     labels = frame.drop_duplicates("token").sort_values("token")["token_decoded"].tolist()
     ax.set_xticks(range(len(labels)), labels, fontsize=8)
     ax.set_xlabel("component")

@@ -142,6 +142,37 @@ def parse_component(label: str | Component | Sequence[Any]) -> Component:
     return Component(kind, int(layer), *[None if r is None else int(r) for r in rest])
 
 
+def check_components(model: HookedTransformer, components: Any) -> list[Component]:
+    """Components (labels, :class:`Component` objects or tuples) checked against the model.
+
+    Example:
+        >>> from selfie_tl.testing import tiny_model
+        >>> [c.label for c in check_components(tiny_model(), ["L2H3", ("mlp", 0)])]
+        ['L2H3', 'L0 MLP']
+    """
+    items = [components] if isinstance(components, str | Component) else list(components)
+    if not items:
+        raise InvalidArgumentError("no components given; pass labels such as 'L9H6' or 'L12 MLP'")
+    out = []
+    for item in items:
+        c = parse_component(item)
+        if c.kind != "embed":
+            check_block(model, c.layer)
+        if c.kind in ("head", "source") and not 0 <= (c.index or 0) < model.cfg.n_heads:
+            raise InvalidArgumentError(f"{c.label}: this model has {model.cfg.n_heads} heads per layer")
+        if c.kind == "neuron":
+            if model.cfg.d_mlp is None or model.cfg.attn_only:
+                raise InvalidArgumentError("this model has no MLP neurons")
+            if not 0 <= (c.index or 0) < model.cfg.d_mlp:
+                raise InvalidArgumentError(f"{c.label}: this model has {model.cfg.d_mlp} neurons per layer")
+        if c.kind in ("head", "neuron", "source") and c.index is None:
+            raise InvalidArgumentError(f"a {c.kind} component needs an index, got {item!r}")
+        if c.kind == "source" and c.source is None:
+            raise InvalidArgumentError(f"a source component needs a source position, got {item!r}")
+        out.append(c)
+    return out
+
+
 def check_kind(kind: Any) -> str:
     """A kind of :data:`KINDS` (plural spellings such as ``"heads"`` accepted).
 
@@ -382,6 +413,7 @@ def component_writes(
     sources: int | Sequence[int] | None = None,
     unit: bool = False,
     batch_index: int = 0,
+    components: Sequence[str | Component] | None = None,
 ) -> ComponentWrites:
     """What components write into the residual stream at one position.
 
@@ -403,6 +435,9 @@ def component_writes(
         unit: ``neuron`` rows are the unit output directions ``W_out[i] / |W_out[i]|``
             (independent of the prompt) instead of the writes ``post[p, i] * W_out[i]``.
         batch_index: which sequence of a batched cache.
+        components: an explicit list instead of ``layer`` x ``kind`` (pass ``layer=None``):
+            labels (``["L23H4", "L0 MLP", "L3N17", "L23H4 src2"]``) or
+            :class:`Component` objects, in the order given.
 
     Returns:
         A :class:`ComponentWrites`: ``vectors`` ``[n, d_model]`` (float32) and ``labels``.
@@ -413,10 +448,19 @@ def component_writes(
         >>> vectors, labels = component_writes(model, "The cat", 1, ["head", "mlp"])
         >>> tuple(vectors.shape), labels
         ((5, 64), ['L1H0', 'L1H1', 'L1H2', 'L1H3', 'L1 MLP'])
+        >>> component_writes(model, "The cat", None, components=["L2 MLP", "L0H1 src0"]).labels
+        ['L2 MLP', 'L0H1 src0']
     """
     if not isinstance(unit, bool):
         raise InvalidArgumentError(f"unit must be True or False, got {unit!r}")
-    kinds = [check_kind(kind)] if isinstance(kind, str) else [check_kind(k) for k in kind]
+    if components is not None:
+        if layer is not None:
+            raise InvalidArgumentError("give layer (and kind) or components=, not both; pass layer=None")
+        components = check_components(model, components)
+        probe = components
+    else:
+        kinds = [check_kind(kind)] if isinstance(kind, str) else [check_kind(k) for k in kind]
+        probe = list_components(model, layer, kinds, heads=heads, neurons=neurons, sources=[0])
     from_prompt = isinstance(cache_or_prompt, str | Tensor)
     if from_prompt:
         seq_len = len(prompt_tokens(model, cache_or_prompt))
@@ -425,13 +469,18 @@ def component_writes(
             raise InvalidArgumentError(
                 f"expected an ActivationCache, a prompt or token ids, got {type(cache_or_prompt).__name__}"
             )
-        seq_len = _cache_seq_len(model, cache_or_prompt, layer, kinds, heads, neurons, unit)
+        seq_len = _cache_seq_len(model, cache_or_prompt, probe, unit)
     pos = check_positions([position], seq_len)[0]
-    if "source" in kinds and sources is None:
-        sources = list(range(pos + 1))
-    elif sources is not None:
-        sources = check_positions(sources, seq_len)
-    components = list_components(model, layer, kinds, heads=heads, neurons=neurons, sources=sources)
+    if components is None:
+        if "source" in kinds and sources is None:
+            sources = list(range(pos + 1))
+        elif sources is not None:
+            sources = check_positions(sources, seq_len)
+        components = list_components(model, layer, kinds, heads=heads, neurons=neurons, sources=sources)
+    else:
+        for c in components:
+            if c.kind == "source":
+                check_positions([c.source], seq_len)
     names = hooks_needed(model, components, unit)
     if from_prompt:
         blocks = [c.layer for c in components if c.kind != "embed"]
@@ -446,19 +495,16 @@ def component_writes(
     return ComponentWrites(vectors, [c.label for c in components], components, pos, unit)
 
 
-def _cache_seq_len(
-    model: HookedTransformer, cache: Any, layer: Any, kinds: list[str], heads: Any, neurons: Any, unit: bool
-) -> int:
-    # The sequence length of the cached run, read from a hook the kinds need (every hook
-    # but the pattern has positions on axis 1), else from any residual-like entry.
-    probe = list_components(model, layer, kinds, heads=heads, neurons=neurons, sources=[0])
+def _cache_seq_len(model: HookedTransformer, cache: Any, probe: Sequence[Component], unit: bool) -> int:
+    # The sequence length of the cached run, read from a hook the components need (every
+    # hook but the pattern has positions on axis 1), else from any residual-like entry.
     names = [n for n in hooks_needed(model, probe, unit) if not n.endswith("hook_pattern")]
     names += [n for n in cache if "hook_resid" in n or n.endswith(("hook_embed", "hook_z", "_out"))]
     for name in names:
         if name in cache:
             return int(cache[name].shape[1])
     raise InvalidArgumentError(
-        f"the cache holds none of the hooks needed for kind(s) {kinds}: {hooks_needed(model, probe, unit)}"
+        f"the cache holds none of the hooks these components need: {hooks_needed(model, probe, unit)}"
     )
 
 
@@ -518,6 +564,7 @@ __all__ = [
     "Component",
     "ComponentWrites",
     "check_block",
+    "check_components",
     "check_kind",
     "component_writes",
     "hooks_needed",

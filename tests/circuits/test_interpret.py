@@ -132,3 +132,11 @@ def test_compare_with_a_patch(tiny_llama):
     assert hook_count(tiny_llama) == 0
     with pytest.raises(InvalidArgumentError, match="names"):
         compare_components(tiny_llama, PROMPT, None, 1, "head", names=("x", "x"))
+
+
+def test_explicit_components(tiny_llama):
+    df = interpret_components(tiny_llama, PROMPT, None, components=["L2H1", "L0 MLP"], **OPTS)
+    assert df["component"].tolist() == ["L2H1", "L0 MLP"] and df["layer"].tolist() == [2, 0]
+    grid = interpret_components(tiny_llama, PROMPT, [0, 2], ["head", "mlp"], **OPTS)
+    expect = grid.set_index("component").loc[["L2H1", "L0 MLP"], "interpretation"].tolist()
+    assert df["interpretation"].tolist() == expect

@@ -185,3 +185,18 @@ def test_missing_hook_in_cache(tiny_llama):
     component_writes(tiny_llama, cache, 1, "head")  # enough for heads
     with pytest.raises(InvalidArgumentError, match="hook_mlp_out is not in the cache"):
         component_writes(tiny_llama, cache, 1, "mlp")
+
+
+def test_explicit_component_list(arch_model):
+    cache = run(arch_model)
+    labels = ["L2 MLP", "embed", "L0H1", "L1N3", "L1H2 src4", "L0 attn"]
+    picked = component_writes(arch_model, cache, None, components=labels, position=6)
+    assert picked.labels == labels
+    grid = component_writes(arch_model, cache, [0, 1, 2], ["head", "attn", "mlp", "neuron", "embed", "source"], 6,
+                            neurons=[3])  # fmt: skip
+    for label, vector in zip(picked.labels, picked.vectors, strict=True):
+        torch.testing.assert_close(vector, grid.vectors[grid.labels.index(label)])
+    with pytest.raises(InvalidArgumentError, match="not both"):
+        component_writes(arch_model, cache, 1, components=labels)
+    with pytest.raises(PositionOutOfRangeError):
+        component_writes(arch_model, cache, None, components=["L1H2 src40"])
