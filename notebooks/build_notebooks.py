@@ -729,7 +729,7 @@ are framed):
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-fig = Figure(figsize=(17, 7.5), layout="constrained")
+fig = Figure(figsize=(17, 7.5), dpi=72, layout="constrained")
 left, right = fig.subplots(1, 2, width_ratios=[1, 4.2])
 lim = np.abs(head_effect).max()
 image = left.imshow(head_effect, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
