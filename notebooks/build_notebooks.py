@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python notebooks/build_notebooks.py [01|02|03|04 ...]
+    python notebooks/build_notebooks.py [01|02|03|04|06 ...]
 
 Each notebook is rebuilt from the cells below, executed top to bottom with nbclient on the
 embedded default model, and saved with its outputs.
@@ -556,11 +556,296 @@ print(f"fact accuracy: base {base.correct.mean():.1%}, edited {edited.correct.me
 ]
 
 
+NB06 = [
+    md("""
+# A small circuit study with SelfIE
+
+SelfIE reads a vector by injecting it into an interpretation prompt. Any vector of the
+residual width will do, including what a single attention head or MLP *writes* into the
+residual stream. This notebook runs a small circuit study on the embedded
+SmolLM2-135M-Instruct (CPU, about two minutes):
+
+1. pick a behaviour the model does reliably (a known fact) and a corrupted prompt;
+2. find the components that carry it with **activation patching**;
+3. read what the top components write, with **SelfIE** and the **logit lens** side by side;
+4. a component x layer **grid** of interpretations;
+5. the same writes in the clean, the corrupted and a **patched** run.
+
+`selfie_tl.circuits` does the plumbing: `component_writes` (head writes from `hook_z` and
+`W_O`, MLP outputs, neurons, embedding, per-source head contributions), `patching_effects`,
+`interpret_components`, `compare_components`, `plot_components`. Layers in this notebook
+are TransformerLens block indices (`blocks.l`), labels read `L23H4` (block 23, head 4).
+"""),
+    code("""
+import os
+import time
+import warnings
+
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
+
+import numpy as np
+import pandas as pd
+import torch
+import selfie_tl
+from selfie_tl import circuits
+from selfie_tl.lens import logit_lens
+
+pd.set_option("display.max_colwidth", 70)
+pd.set_option("display.width", 200)
+start = time.time()
+model = selfie_tl.load_model()
+tok = model.tokenizer
+n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+"""),
+    md("""
+## The behaviour
+
+"The Eiffel Tower is located in the city of" -> " Paris". The corrupted prompt swaps the
+subject for one with another answer and the same number of tokens, so that every position
+lines up. The metric is the logit difference `logit(" Paris") - logit(" Rome")` at the
+last position.
+"""),
+    code("""
+clean = "The Eiffel Tower is located in the city of"
+corrupt = "The Colosseum is located in the city of"
+tokens = [tok.decode([i]) for i in tok(clean).input_ids]
+assert len(tokens) == len(tok(corrupt).input_ids)
+metric = circuits.logit_diff(model, " Paris", " Rome")
+
+
+@torch.no_grad()
+def top_next(prompt, k=4):
+    probs = model(torch.tensor(tok(prompt).input_ids)[None])[0, -1].softmax(-1)
+    top = probs.topk(k)
+    return ", ".join(f"{tok.decode([i])!r} {p:.2f}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
+
+
+print("tokens:", tokens)
+for prompt in (clean, corrupt):
+    print(f"{prompt!r:48} -> {top_next(prompt)}")
+"""),
+    md("""
+## 1. Activation patching: attention and MLP of every block
+
+*Denoising*: run the corrupted prompt with one component's output (at every position)
+taken from the clean run; `effect` is the share of the clean - corrupted logit difference
+that this alone restores. *Noising* is the reverse: the clean run with one component taken
+from the corrupted run; `effect` is the share it destroys. One batched forward per 64
+patched runs.
+"""),
+    code("""
+blocks = circuits.list_components(model, range(n_layers), ["attn", "mlp"])
+denoise = circuits.patching_effects(model, clean, corrupt, metric, blocks)
+noise = circuits.patching_effects(model, clean, corrupt, metric, blocks, direction="noise")
+print(f"logit difference: clean {denoise.attrs['clean_metric']:.2f}, corrupted {denoise.attrs['corrupted_metric']:.2f}")
+coarse = denoise[["component", "effect"]].rename(columns={"effect": "denoise"}).assign(noise=noise["effect"])
+coarse.sort_values("denoise", ascending=False).head(8).round(2)
+"""),
+    md("""
+## 2. Every head
+
+270 patched runs (9 heads x 30 blocks), denoising.
+"""),
+    code("""
+heads = circuits.patching_effects(model, clean, corrupt, metric, circuits.list_components(model, range(n_layers), "head"))
+head_effect = heads["effect"].to_numpy().reshape(n_layers, n_heads)
+heads.sort_values("effect", ascending=False).head(8)[["component", "effect"]].round(2)
+"""),
+    md("""
+## 3. Where: patching one position at a time
+
+The same components patched at a single position. The early ones matter at the subject
+tokens (` E`, `iffel`, ` Tower`), the block-23 attention at the last token: the familiar
+shape of factual recall (the subject is enriched early, a late attention head moves the
+attribute to the end).
+"""),
+    code("""
+top = ["L0 MLP", "L1H0", "L3H4", "L4 MLP", "L6 MLP", "L23 attn", "L23H4", "L23H5", "L29H1"]
+by_position = {}
+for p in range(len(tokens)):
+    effects = circuits.patching_effects(model, clean, corrupt, metric, top, positions=[p])
+    by_position[f"{p} {tokens[p]!r}"] = effects.set_index("component")["effect"]
+pd.DataFrame(by_position).round(2)
+"""),
+    md("""
+## 4. What do the top components write? SelfIE and the logit lens
+
+Each component's write at the position where patching says it matters, interpreted with
+SelfIE (default summary prompt, injection layer `k=2`). Writes are much shorter than the
+residual stream (see `write_norm`; the prompt's own residual at the placeholders has norm
+`target_norm`), so `interpret_components` rescales each write to that norm first
+(`scale="norm"`, the default). The logit lens reads the same writes through the final
+norm and the unembedding.
+"""),
+    code("""
+where = {2: ["L0 MLP", "L1H0", "L4 MLP"], 3: ["L3H4", "L6 MLP"], len(tokens) - 1: ["L23H4", "L23H5", "L29H1", "L23 attn"]}
+OPTS = dict(max_new_tokens=12)
+frames = []
+for position, labels in where.items():
+    df = circuits.interpret_components(model, clean, None, components=labels, position=position, **OPTS)
+    vectors = circuits.component_writes(model, clean, None, components=labels, position=position).vectors
+    df["logit lens (top 5)"] = [", ".join(t for t, _ in r) for r in logit_lens(model, vectors, top_k=5)]
+    frames.append(df)
+reads = pd.concat(frames, ignore_index=True)
+print(f"target norm at k=2: {reads.attrs['target_norm']:.0f}")
+reads[["component", "token_decoded", "write_norm", "interpretation", "content_relevancy", "logit lens (top 5)"]].round(3)
+"""),
+    md("""
+For comparison, the whole residual stream at ` Tower` (layer 10) and at the last token
+(layer 24), the states SelfIE was designed for, with the same settings and with a prompt
+that asks for one word:
+"""),
+    code("""
+word_prompt = '<|im_start|>user\\n{} {} {} {} {}<|im_end|>\\n<|im_start|>assistant\\nThe word is "'
+states = torch.cat([selfie_tl.capture(model, clean, [10], [3])[0], selfie_tl.capture(model, clean, [24], [-1])[0]])
+writes = circuits.component_writes(model, clean, None, components=["L3H4"], position=3).vectors
+writes = torch.cat([writes, circuits.component_writes(model, clean, None, components=["L23H4"]).vectors])
+vectors = torch.cat([states, writes])
+summary = selfie_tl.interpret_vectors(model, vectors, norm_match=True, **OPTS)
+word = selfie_tl.interpret_vectors(model, vectors, word_prompt, norm_match=True, **OPTS)
+pd.DataFrame({"vector": ["residual L10 ' Tower'", "residual L24 ' of'", "L3H4 write ' Tower'", "L23H4 write ' of'"],
+              "summary prompt": summary, "one-word prompt": word})
+"""),
+    md("""
+## 5. A component x layer grid
+
+Every head and the MLP of blocks 21-29 at the last token, one SelfIE interpretation each,
+coloured by content relevancy. `circuits.components_html` is the interactive version
+(hover a cell for the whole interpretation); `plot_components` the static one. Both are
+`selfie_tl.viz` grids with the component in the column axis.
+"""),
+    code("""
+grid = circuits.interpret_components(model, clean, range(21, 30), ["head", "mlp"], -1, max_new_tokens=10, batch_size=50)
+from IPython.display import HTML
+
+HTML(circuits.components_html(grid, max_chars=36))
+"""),
+    md("""
+The static picture, next to the patching effect of every head (left; the grid's blocks
+are framed):
+"""),
+    code("""
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+fig = Figure(figsize=(17, 7.5), dpi=72, layout="constrained")
+left, right = fig.subplots(1, 2, width_ratios=[1, 4.2])
+lim = np.abs(head_effect).max()
+image = left.imshow(head_effect, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
+left.set_xticks(range(n_heads), [f"H{h}" for h in range(n_heads)], fontsize=7)
+left.set_yticks(range(0, n_layers, 2), [str(l) for l in range(0, n_layers, 2)], fontsize=7)
+left.set_xlabel("head"); left.set_ylabel("layer (block)")
+left.set_title("activation patching: share of\\nthe Paris-Rome logit difference", fontsize=9)
+left.add_patch(Rectangle((-0.5, 20.5), n_heads, 9, fill=False, lw=1.5, ec="k"))
+fig.colorbar(image, ax=left, shrink=0.6, location="bottom", label="effect (denoising)")
+circuits.plot_components(grid, ax=right, max_chars=34, wrap=17,
+                         title="SelfIE on each write at ' of' (blocks 21-29), coloured by content relevancy; "
+                               "framed: the top heads by patching")
+for label in ["L23H4", "L23H5", "L29H1"]:
+    c = circuits.parse_component(label)
+    right.add_patch(Rectangle((c.index - 0.5, c.layer - 21 - 0.5), 1, 1, fill=False, lw=4, ec="black", zorder=5))
+if os.environ.get("SELFIE_TL_SAVE_DOCS") == "1":  # writes docs/images/circuits.png when the docs are built
+    fig.savefig("../docs/images/circuits.png", dpi=72)
+fig
+"""),
+    md("""
+## 6. Clean, corrupted, patched: the same writes side by side
+
+`compare_components` interprets the same components in two runs. First clean against
+corrupted; then the corrupted prompt against itself with the five early components patched
+in from the clean run *at the subject positions only* (`patch=`, active only while the
+second run's writes are read, never during interpretation).
+"""),
+    code("""
+late = ["L23H4", "L23H5", "L29H1"]
+early = ["L0 MLP", "L1H0", "L3H4", "L4 MLP", "L6 MLP"]
+subject = [1, 2, 3]
+patch = circuits.patching_hooks(model, clean, early, positions=subject)
+
+ids = torch.tensor(tok(corrupt).input_ids)[None]
+with torch.no_grad(), model.hooks(fwd_hooks=patch):
+    print(f"logit difference, corrupted run with the early components patched: {float(metric(model(ids))[0]):.2f}")
+    patched_writes = circuits.component_writes(model, corrupt, None, components=late).vectors
+
+side = circuits.compare_components(model, clean, corrupt, None, components=late, **OPTS)
+fixed = circuits.compare_components(model, corrupt, None, None, components=late, patch=patch,
+                                    names=("corrupted", "patched"), **OPTS)
+clean_writes = circuits.component_writes(model, clean, None, components=late).vectors
+corrupt_writes = circuits.component_writes(model, corrupt, None, components=late).vectors
+top3 = lambda v: [", ".join(t for t, _ in r) for r in logit_lens(model, v, top_k=3)]
+pd.DataFrame({
+    "component": late,
+    "clean: SelfIE": side["clean_interpretation"], "clean: lens": top3(clean_writes),
+    "corrupted: SelfIE": side["corrupted_interpretation"], "corrupted: lens": top3(corrupt_writes),
+    "patched: SelfIE": fixed["patched_interpretation"], "patched: lens": top3(patched_writes),
+    "cos(clean, corrupted)": side["cosine"].round(2),
+})
+"""),
+    md("""
+## What the 135M model shows, and what it does not
+
+The numbers below are those of this run (greedy decoding on a CPU, so they repeat).
+
+**The circuit.** The model does the fact reliably (p(" Paris") = 0.70; the Colosseum prompt
+gives p(" Rome") = 0.73; logit difference 4.81 against -9.06). Two components each carry
+almost all of it: the block-0 MLP at the subject tokens (denoising 0.99, noising 0.94;
+0.67 at `iffel` alone) and the block-23 attention at the last token (0.99 / 0.99; 0.79 at
+` of` alone). Among heads, L23H4 (0.56), L29H1 (0.31) and L23H5 (0.28) act at the end;
+L1H0 (at `iffel`) and L3H4 (at ` Tower`), with the MLPs of blocks 4 and 6, act on the
+subject. Patching just those five early components at the three subject positions into the
+corrupted run restores the whole logit difference (4.90). Subject enrichment early, an
+attribute-moving attention head late: the usual picture of factual recall, in a 135M model.
+
+**The logit lens reads the late writes.** L23H4's write at the last token has ` Paris` as
+its top token (then `iffel`); L29H1's has ` France`, ` French`, with ` Paris` fourth. In the
+corrupted run the same heads write ` Mussolini`, ` Alban`, ... and `Rome`, ` Italy`; with the
+early components patched in, they write ` Paris` / ` France` again. The early writes (at
+the subject tokens) mean nothing to the logit lens.
+
+**SelfIE does not, on this model.** None of the component interpretations above (nine
+writes, and the 90-cell grid of blocks 21-29) mentions Paris, France, the tower or anything
+else of the prompt (checked below): they are the summary prompt's generic continuations
+("The company will ...", "The original message is ..."), with content relevancy 0.03-0.14.
+A one-word interpretation prompt gives other words, equally unrelated. Yet SelfIE does read
+the *residual state* at ` Tower` (layer 10, one-word prompt: "The Tower" and it is a famous
+landmark), so the method works on this model for what it was designed for, whole residual
+states, and not for single writes, early or late.
+
+**But the interpretations follow the writes.** Interpretations depend only on a write's
+direction (`scale="norm"`), and L23H4's interpretation changes between the clean and the
+corrupted run (the writes' cosine is 0.15) and comes back *word for word* in the patched
+run; L29H1's comes back nearly so. SelfIE sees the difference, it just does not put it
+into words on a 135M model.
+
+**Not shown here.** Whether SelfIE reads component writes on larger models (the paper used
+70B-parameter models); one prompt pair is an example, not an evaluation (path patching,
+several subjects and a faithfulness check would be the next steps: see
+`selfie_tl.eval`); every interpretation here is injected at `k=2` with the default prompt,
+and other settings (see `scale="auto"`, `k`, `interpretation_prompt`) were only spot-checked
+while writing this notebook, without a different conclusion.
+"""),
+    code("""
+import re
+
+mentions = re.compile(r"paris|france|french|eiffel|tower", re.IGNORECASE)
+texts = {"component reads": reads["interpretation"], "grid": grid["interpretation"],
+         "clean/corrupted/patched": pd.concat([side["clean_interpretation"], side["corrupted_interpretation"],
+                                               fixed["patched_interpretation"]])}
+for name, series in texts.items():
+    print(f"{name:24} {series.str.contains(mentions).sum()} of {len(series)} mention Paris/France/Eiffel/tower")
+print("L23H4: clean == patched:", side["clean_interpretation"][0] == fixed["patched_interpretation"][0],
+      "| clean == corrupted:", side["clean_interpretation"][0] == side["corrupted_interpretation"][0])
+print(f"notebook ran in {time.time() - start:.0f} s")
+"""),
+]
+
+
 NOTEBOOKS = {
     "01": ("01_interpret.ipynb", NB01),
     "02": ("02_supervised_control.ipynb", NB02),
     "03": ("03_reinforcement_control.ipynb", NB03),
     "04": ("04_with_other_analyses.ipynb", NB04),
+    "06": ("06_circuits.ipynb", NB06),
 }
 
 

@@ -21,6 +21,7 @@ Quick start::
                              selfie_tl.layer_token_pairs(range(0, 31, 3), [-1]))
 """
 
+from selfie_tl import circuits as circuits  # SelfIE for circuit studies (docs/circuits.md)
 from selfie_tl.errors import (
     ChecksumMismatchError,
     InvalidArgumentError,
