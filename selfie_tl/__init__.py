@@ -41,6 +41,7 @@ from selfie_tl.hooks import (
     hook_name,
     injection_hook,
     injection_hooks,
+    model_lock,
     vectors_from_cache,
 )
 from selfie_tl.interpret import (
@@ -89,6 +90,7 @@ __all__ = [
     "interpret_vectors",
     "layer_token_pairs",
     "load_model",
+    "model_lock",
     "relevancy_scores",
     "vectors_from_cache",
 ]

@@ -197,8 +197,8 @@ def sae_directions(
     for i in items:
         if not is_int(i) or not -w_dec.shape[0] <= int(i) < w_dec.shape[0]:
             raise InvalidArgumentError(
-                f"feature index {i!r} is not an int in [{-w_dec.shape[0]}, {w_dec.shape[0] - 1}] "
-                f"(the SAE has {w_dec.shape[0]} features)"
+                f"feature index {i!r} is out of range or not an int: the SAE has {w_dec.shape[0]} features, "
+                f"so indices are ints in [{-w_dec.shape[0]}, {w_dec.shape[0] - 1}]"
             )
     return w_dec.detach()[[int(i) for i in items]].float().clone()
 

@@ -561,6 +561,17 @@ def interpret(
         ``self_similarity``, ``entropy`` and ``auto_scale_ok``. ``df.attrs`` holds the
         config, the interpretation prompt text and the model name.
 
+    Raises:
+        LayerOutOfRangeError, PositionOutOfRangeError: a pair names no layer or token.
+        PromptError: an empty prompt, ids that are not ids of the model, a prompt without
+            placeholders.
+        ContextLengthError: the original prompt, or the interpretation prompt plus
+            ``max_new_tokens``, does not fit ``model.cfg.n_ctx`` (checked before any work).
+        HookError: a ``fwd_hooks`` entry names no hook point or returns the wrong shape.
+        NumericalError: an injected vector or the logits became NaN/inf.
+        InvalidArgumentError: any other bad argument or setting (the message names it).
+        TypeError: an unknown keyword option.
+
     Example:
         >>> from selfie_tl.testing import tiny_model
         >>> model = tiny_model()

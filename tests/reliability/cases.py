@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,9 +242,14 @@ def _threads(env: Env, work: list[Callable[[], Any]]) -> list[Any]:
     return out
 
 
+def _nap(t: torch.Tensor, hook: Any) -> None:
+    """A hook that sleeps, releasing the GIL mid-forward so that unlocked threads would interleave."""
+    time.sleep(0.002)
+
+
 def _concurrent_vectors(env: Env, n_threads: int = 4, **kw: Any) -> tuple[list, list]:
     vecs = [_vec(env, 1, seed=10 + i, scale=20.0) for i in range(n_threads)]
-    args = dict(k=1, max_new_tokens=12, relevancy=False)
+    args = dict(k=1, max_new_tokens=12, relevancy=False, fwd_hooks=[("blocks.0.hook_resid_pre", _nap)])
     args.update(kw)
     sequential = [interpret_vectors(env.llama, v, **args) for v in vecs]
     parallel = _threads(env, [lambda v=v: interpret_vectors(env.llama, v, **args) for v in vecs])
@@ -267,7 +273,7 @@ def _concurrent_relevancy(env: Env) -> tuple[list, list]:
     vecs = [_vec(env, 2, seed=20 + i, scale=20.0) for i in range(3)]
 
     def one(v):
-        out = generate_interpretations(env.llama, v, k=1, max_new_tokens=8)
+        out = generate_interpretations(env.llama, v, k=1, max_new_tokens=8, fwd_hooks=[("blocks.0.hook_mlp_out", _nap)])
         return out.texts, [[round(x, 5) for x in r] for r in out.relevancy]
 
     sequential = [one(v) for v in vecs]
