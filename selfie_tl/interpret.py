@@ -46,6 +46,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
+from selfie_tl.adapter import SelfInterpretationAdapter, as_adapter
 from selfie_tl.config import ConfigMixin, resolve_config
 from selfie_tl.errors import InvalidArgumentError, NumericalError
 from selfie_tl.generation import check_decoding, generate
@@ -60,6 +61,16 @@ from selfie_tl.hooks import (
     prompt_tokens,
     serialized,
 )
+from selfie_tl.presets import Preset, get_preset
+from selfie_tl.prompts import InterpretationPrompt, as_prompt
+from selfie_tl.relevancy import (
+    PromptBaseline,
+    baseline_probs,
+    content_relevancy,
+    relevancy_scores,
+    relevant_spans,
+)
+from selfie_tl.scaling import DEFAULT_AUTO_SCALES, choose_scales, placeholder_norm, scale_criteria
 from selfie_tl.validation import (
     as_bool,
     as_float,
@@ -69,17 +80,6 @@ from selfie_tl.validation import (
     check_model,
     check_sequence,
     is_int,
-)
-from selfie_tl.adapter import SelfInterpretationAdapter, as_adapter
-from selfie_tl.presets import Preset, get_preset
-from selfie_tl.prompts import InterpretationPrompt, as_prompt
-from selfie_tl.scaling import DEFAULT_AUTO_SCALES, choose_scales, placeholder_norm, scale_criteria
-from selfie_tl.relevancy import (
-    PromptBaseline,
-    baseline_probs,
-    content_relevancy,
-    relevancy_scores,
-    relevant_spans,
 )
 
 RESULT_COLUMNS = [

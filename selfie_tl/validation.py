@@ -36,8 +36,8 @@ def is_int(value: Any) -> bool:
     if isinstance(value, bool | np.bool_):
         return False
     if isinstance(value, Tensor):
-        return value.numel() == 1 and value.ndim == 0 and not value.is_floating_point() and value.dtype not in (
-            torch.bool, torch.complex64, torch.complex128)  # fmt: skip
+        return value.numel() == 1 and not value.is_floating_point() and not value.is_complex() and value.dtype != (
+            torch.bool)  # fmt: skip
     try:
         operator.index(value)
     except TypeError:

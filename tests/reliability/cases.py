@@ -28,14 +28,26 @@ from typing import Any
 import numpy as np
 import torch
 
-import selfie_tl
 from selfie_tl import errors
 from selfie_tl.adapter import SelfInterpretationAdapter, load_adapter, train_adapter
-from selfie_tl.control import MLPEdit, load_edit, read_edit_metadata, reinforcement_control, supervised_control
+from selfie_tl.control import (
+    MLPEdit,
+    load_edit,
+    read_edit_metadata,
+    reinforcement_control,
+    supervised_control,
+)
 from selfie_tl.control.rewards import KeywordReward
 from selfie_tl.generation import complete, generate
 from selfie_tl.hooks import capture, hook_name, injection_hook, injection_hooks, vectors_from_cache
-from selfie_tl.interop import mean_difference, patched_capture, rescale, sae_directions, typical_norm, with_logit_lens
+from selfie_tl.interop import (
+    mean_difference,
+    patched_capture,
+    rescale,
+    sae_directions,
+    typical_norm,
+    with_logit_lens,
+)
 from selfie_tl.interpret import (
     InterpretationConfig,
     generate_interpretations,
@@ -164,7 +176,7 @@ def run_case(case: Case, env: Env) -> Outcome:
 
 # --------------------------------------------------------------------------- helpers
 
-QUICK = dict(k=1, max_new_tokens=3)
+QUICK = {"k": 1, "max_new_tokens": 3}
 NOREL = dict(QUICK, relevancy=False)
 
 
@@ -249,7 +261,7 @@ def _nap(t: torch.Tensor, hook: Any) -> None:
 
 def _concurrent_vectors(env: Env, n_threads: int = 4, **kw: Any) -> tuple[list, list]:
     vecs = [_vec(env, 1, seed=10 + i, scale=20.0) for i in range(n_threads)]
-    args = dict(k=1, max_new_tokens=12, relevancy=False, fwd_hooks=[("blocks.0.hook_resid_pre", _nap)])
+    args = {"k": 1, "max_new_tokens": 12, "relevancy": False, "fwd_hooks": [("blocks.0.hook_resid_pre", _nap)]}
     args.update(kw)
     sequential = [interpret_vectors(env.llama, v, **args) for v in vecs]
     parallel = _threads(env, [lambda v=v: interpret_vectors(env.llama, v, **args) for v in vecs])
@@ -313,9 +325,8 @@ def _attach_copy(env: Env):
     first = load_edit(env.file("edit.safetensors"), env.llama)
     copy = MLPEdit(first.d_model, first.layer, rank=first.rank, bias=first.use_bias)
     copy.load_state_dict(first.state_dict())
-    with first.attached(env.llama):
-        with copy.attached(env.llama):
-            pass
+    with first.attached(env.llama), copy.attached(env.llama):
+        pass
 
 
 def _attach_two_different(env: Env):

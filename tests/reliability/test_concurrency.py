@@ -40,7 +40,7 @@ def _nap(t, hook):
 
 def test_four_threads_interpret_distinct_vectors_like_sequential_calls(tiny_llama):
     vectors = [20 * torch.randn(1, 64, generator=torch.Generator().manual_seed(i)) for i in range(4)]
-    kw = dict(k=1, max_new_tokens=12, fwd_hooks=[("blocks.0.hook_resid_pre", _nap)])
+    kw = {"k": 1, "max_new_tokens": 12, "fwd_hooks": [("blocks.0.hook_resid_pre", _nap)]}
     sequential = [interpret_vectors(tiny_llama, v, **kw) for v in vectors]
     assert len({tuple(s) for s in sequential}) == 4  # the vectors do give different texts
     for _ in range(3):
@@ -65,9 +65,8 @@ def test_lock_is_per_model_and_reentrant():
     a, b = tiny_model(n_layers=1), tiny_model(n_layers=1)
     assert model_lock(a) is model_lock(a)
     assert model_lock(a) is not model_lock(b)
-    with model_lock(a):
-        with model_lock(a):  # re-entrant: selfie_tl calls inside the user's own block
-            interpret_vectors(a, torch.randn(1, 64), k=0, max_new_tokens=2)
+    with model_lock(a), model_lock(a):  # re-entrant: selfie_tl calls inside the user's own block
+        interpret_vectors(a, torch.randn(1, 64), k=0, max_new_tokens=2)
 
 
 def test_a_call_waits_for_the_lock_holder(tiny_llama):

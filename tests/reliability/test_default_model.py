@@ -128,7 +128,6 @@ def test_same_edit_file_attached_twice_is_refused(default_model, tmp_path):
         edit.b.fill_(0.5)
     path = edit.save(tmp_path / "e.safetensors", default_model)
     first, second = load_edit(path, default_model), load_edit(path, default_model)
-    with first.attached(default_model):
-        with pytest.raises(InvalidArgumentError, match="identical edit"):
-            second.attach(default_model)
+    with first.attached(default_model), pytest.raises(InvalidArgumentError, match="identical edit"):
+        second.attach(default_model)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.safetensors"]
