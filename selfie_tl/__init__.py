@@ -24,9 +24,12 @@ Quick start::
 from selfie_tl import circuits as circuits  # SelfIE for circuit studies (docs/circuits.md)
 from selfie_tl.errors import (
     ChecksumMismatchError,
+    ContextLengthError,
+    HookError,
     InvalidArgumentError,
     LayerOutOfRangeError,
     ModelLoadError,
+    NumericalError,
     PositionOutOfRangeError,
     PromptError,
     SelfieError,
@@ -39,6 +42,7 @@ from selfie_tl.hooks import (
     hook_name,
     injection_hook,
     injection_hooks,
+    model_lock,
     vectors_from_cache,
 )
 from selfie_tl.interpret import (
@@ -59,13 +63,16 @@ __all__ = [
     "DEFAULT_MODEL_NAME",
     "PLACEHOLDER",
     "ChecksumMismatchError",
+    "ContextLengthError",
     "GenerationOutput",
+    "HookError",
     "InterpretationBatch",
     "InterpretationConfig",
     "InterpretationPrompt",
     "InvalidArgumentError",
     "LayerOutOfRangeError",
     "ModelLoadError",
+    "NumericalError",
     "PositionOutOfRangeError",
     "PromptError",
     "SelfieError",
@@ -84,6 +91,7 @@ __all__ = [
     "interpret_vectors",
     "layer_token_pairs",
     "load_model",
+    "model_lock",
     "relevancy_scores",
     "vectors_from_cache",
 ]

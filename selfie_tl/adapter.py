@@ -32,8 +32,9 @@ from selfie_tl.artifacts import ModelFingerprint, fingerprint, load_artifact, sa
 from selfie_tl.config import ConfigMixin, resolve_config
 from selfie_tl.errors import InvalidArgumentError, SelfieError
 from selfie_tl.generation import left_pad, pad_id
-from selfie_tl.hooks import check_layer, check_vectors, injection_hooks
+from selfie_tl.hooks import check_layer, check_vectors, injection_hooks, serialized
 from selfie_tl.prompts import InterpretationPrompt, as_prompt, tokenize
+from selfie_tl.validation import as_bool, as_float, as_int, check_context, check_model
 
 FORMAT = "selfie_tl.adapter"
 FORMAT_VERSION = 1
@@ -59,8 +60,8 @@ class SelfInterpretationAdapter(nn.Module):
 
     def __init__(self, d_model: int, rank: int = 0, seed: int = 0) -> None:
         super().__init__()
-        if not isinstance(d_model, int) or d_model < 1 or not isinstance(rank, int) or rank < 0:
-            raise InvalidArgumentError(f"d_model must be an int >= 1 and rank an int >= 0, got {d_model}, {rank}")
+        d_model, rank = as_int(d_model, "d_model", 1), as_int(rank, "rank", 0)
+        seed = as_int(seed, "seed", 0, 2**63 - 1)
         self.d_model, self.rank, self.seed = d_model, rank, seed
         self.scale = nn.Parameter(torch.ones(()))
         self.bias = nn.Parameter(torch.zeros(d_model))
@@ -77,6 +78,7 @@ class SelfInterpretationAdapter(nn.Module):
         return out
 
     def check_model(self, model: HookedTransformer) -> None:
+        check_model(model)
         if model.cfg.d_model != self.d_model:
             raise AdapterMismatchError(f"adapter has d_model {self.d_model}, the model {model.cfg.d_model}")
 
@@ -91,6 +93,8 @@ class SelfInterpretationAdapter(nn.Module):
             >>> load_adapter(path, model).d_model
             64
         """
+        if not isinstance(path, str | os.PathLike):
+            raise InvalidArgumentError(f"path must be a str or os.PathLike file path, got {type(path).__name__}")
         if model is not None:
             self.check_model(model)
             self.trained_on = fingerprint(model)
@@ -110,6 +114,9 @@ def load_adapter(
         FileNotFoundError: no such file.
         AdapterMismatchError: damaged file or a different model.
     """
+    if not isinstance(path, str | os.PathLike):
+        raise InvalidArgumentError(f"path must be a str or os.PathLike file path, got {type(path).__name__} {path!r:.60}")
+    check_model(model)
     meta, tensors = load_artifact(
         path, model, FORMAT, (FORMAT_VERSION,), AdapterMismatchError, check_fingerprint=check_fingerprint
     )
@@ -163,7 +170,22 @@ class AdapterConfig(ConfigMixin):
     seed: int = 0
     verbose: bool = True
 
+    def validate(self, model: HookedTransformer) -> AdapterConfig:
+        """A checked copy (numpy numbers as Python ones).
 
+        Raises:
+            InvalidArgumentError: a field of the wrong type or out of range.
+        """
+        return AdapterConfig(
+            k=check_layer(model, self.k, "injection"), steps=as_int(self.steps, "steps", 1),
+            lr=as_float(self.lr, "lr", 0.0, low_open=True), rank=as_int(self.rank, "rank", 0),
+            weight_decay=as_float(self.weight_decay, "weight_decay", 0.0),
+            batch_size=as_int(self.batch_size, "batch_size", 1), seed=as_int(self.seed, "seed", 0, 2**63 - 1),
+            verbose=as_bool(self.verbose, "verbose"),
+        )  # fmt: skip
+
+
+@serialized
 def train_adapter(
     model: HookedTransformer,
     vectors: Float[Tensor, "n d_model"],
@@ -193,13 +215,18 @@ def train_adapter(
         >>> adapter.trained_on.d_model
         64
     """
-    config = resolve_config(AdapterConfig, config, options)
-    k = check_layer(model, config.k, "injection")
+    check_model(model)
+    config = resolve_config(AdapterConfig, config, options).validate(model)
+    k = config.k
     vectors = check_vectors(model, vectors).detach()
+    if isinstance(targets, str):
+        raise InvalidArgumentError("targets must be a list of texts, one per vector, not one string")
     targets = list(targets)
     if len(targets) != vectors.shape[0] or any(not isinstance(t, str) or not t.strip() for t in targets):
         raise InvalidArgumentError(f"need one non-empty target text per vector; got {len(targets)} for {vectors.shape[0]}")
     prompt = as_prompt(model.tokenizer, interpretation_prompt)
+    longest = max(len(tokenize(model.tokenizer, t)) for t in targets)
+    check_context(model, len(prompt.input_ids) + longest, 0, "interpretation prompt + longest target")
     adapter = SelfInterpretationAdapter(model.cfg.d_model, config.rank, config.seed).to(model.cfg.device)
     target_ids = [tokenize(model.tokenizer, t) for t in targets]
     prompt_len = len(prompt.input_ids)

@@ -25,11 +25,28 @@ class PositionOutOfRangeError(InvalidArgumentError):
 
 
 class PromptError(InvalidArgumentError):
-    """A prompt is empty or an interpretation prompt has no placeholder."""
+    """A prompt is empty, an interpretation prompt has no placeholder, or token ids are not
+    ids of the model (floats, negative, at or beyond the vocabulary size)."""
+
+
+class ContextLengthError(InvalidArgumentError):
+    """A prompt, plus the tokens to generate after it, does not fit the model's context
+    (``model.cfg.n_ctx``). Raised before any work is done."""
+
+
+class HookError(InvalidArgumentError):
+    """A hook given to selfie_tl (``fwd_hooks=``, ``prefill_hooks=``) names no hook point of
+    the model, is not a ``(name, function)`` pair, or returned something other than ``None``
+    or a tensor of its input's shape."""
 
 
 class VectorError(InvalidArgumentError):
     """Vectors to interpret have the wrong shape or contain NaN/inf."""
+
+
+class NumericalError(SelfieError, ArithmeticError):
+    """The forward pass produced NaN or inf (typically an injected vector scaled far beyond the
+    residual stream's range). Raised instead of returning empty or meaningless text."""
 
 
 class ModelLoadError(SelfieError, RuntimeError):

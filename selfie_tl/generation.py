@@ -21,9 +21,20 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
-from selfie_tl.errors import InvalidArgumentError
+from selfie_tl.errors import InvalidArgumentError, NumericalError
 from selfie_tl.fast_attention import fast_decode_attention, init_decode_cache
-from selfie_tl.hooks import HookFn
+from selfie_tl.hooks import HookFn, check_fwd_hooks, serialized
+from selfie_tl.validation import (
+    as_bool,
+    as_float,
+    as_int,
+    as_optional_int,
+    check_context,
+    check_model,
+    check_sequence,
+    check_token_ids,
+    is_int,
+)
 
 
 @dataclass
@@ -131,6 +142,64 @@ def _choose(
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+def check_decoding(
+    model: HookedTransformer,
+    *,
+    do_sample: Any = False,
+    temperature: Any = 1.0,
+    top_k: Any = None,
+    top_p: Any = None,
+    repetition_penalty: Any = 1.0,
+    no_repeat_ngram_size: Any = 0,
+) -> dict[str, Any]:
+    """The decoding controls of :func:`generate`, checked and normalised (Python types).
+
+    Every control is checked whether or not sampling is on, so a typo never waits for the
+    day ``do_sample=True`` is passed.
+
+    Raises:
+        InvalidArgumentError: a control of the wrong type or out of range.
+
+    Example:
+        >>> from selfie_tl.testing import tiny_model
+        >>> check_decoding(tiny_model(), do_sample=True, top_k=5)["top_k"]
+        5
+    """
+    return {
+        "do_sample": as_bool(do_sample, "do_sample"),
+        "temperature": as_float(temperature, "temperature", 0.0, low_open=True),
+        "top_k": as_optional_int(top_k, "top_k", 1),
+        "top_p": None if top_p is None else as_float(top_p, "top_p", 0.0, 1.0, low_open=True),
+        "repetition_penalty": as_float(repetition_penalty, "repetition_penalty (1.0 = off)", 0.0, low_open=True),
+        "no_repeat_ngram_size": as_int(no_repeat_ngram_size, "no_repeat_ngram_size (0 = off)", 0),
+    }
+
+
+def _check_eos(model: HookedTransformer, eos_token_ids: Any) -> list[int]:
+    if eos_token_ids is None:
+        eos = getattr(model.tokenizer, "eos_token_id", None) if model.tokenizer is not None else None
+        return [] if eos is None else [int(eos)]
+    items = [eos_token_ids] if is_int(eos_token_ids) else check_sequence(eos_token_ids, "eos_token_ids", "token ids")
+    vocab = int(model.cfg.d_vocab)
+    for t in items:
+        if not is_int(t) or not 0 <= int(t) < vocab:
+            raise InvalidArgumentError(f"eos_token_ids must be token ids in [0, {vocab - 1}], got {eos_token_ids!r:.80}")
+    return [int(t) for t in items]
+
+
+def _nonfinite(logits: Tensor, step: int) -> NumericalError:
+    rows = (~torch.isfinite(logits).all(dim=-1)).nonzero().flatten().tolist()
+    where = "the prefill" if step == 0 else f"decode step {step}"
+    error = NumericalError(
+        f"the model's logits became NaN or inf at {where} for batch rows {rows[:10]}; the residual stream "
+        "overflowed. If vectors were injected, they are far too large: lower the scale, use norm_match=True, "
+        "or check the vectors' norms (selfie_tl.interop.typical_norm gives the model's usual scale)"
+    )
+    error.rows = rows  # type: ignore[attr-defined]
+    return error
+
+
+@serialized
 @torch.no_grad()
 def generate(
     model: HookedTransformer,
@@ -175,6 +244,13 @@ def generate(
     Returns:
         A :class:`GenerationOutput`.
 
+    Raises:
+        PromptError: ``input_ids`` are not integer ids of the model.
+        ContextLengthError: prompt length + ``max_new_tokens`` exceeds ``model.cfg.n_ctx``.
+        HookError: a prefill hook names no hook point, or returns the wrong shape.
+        NumericalError: the logits became NaN or inf (e.g. an injected vector far too large).
+        InvalidArgumentError: any other argument of the wrong type or out of range.
+
     Example:
         >>> from selfie_tl.testing import tiny_model
         >>> model = tiny_model()
@@ -182,13 +258,30 @@ def generate(
         >>> tuple(out.tokens.shape)
         (1, 3)
     """
+    check_model(model)
+    input_ids = check_token_ids(model, input_ids, "input_ids", ndim=2)
+    max_new_tokens = as_int(max_new_tokens, "max_new_tokens", 1)
+    check_context(model, input_ids.shape[1], max_new_tokens)
+    if attention_mask is not None:
+        if not isinstance(attention_mask, Tensor) or attention_mask.shape != input_ids.shape:
+            got = tuple(attention_mask.shape) if isinstance(attention_mask, Tensor) else type(attention_mask).__name__
+            raise InvalidArgumentError(f"attention_mask must be a tensor of input_ids' shape {tuple(input_ids.shape)}, got {got}")
+        if not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
+            raise InvalidArgumentError("attention_mask must hold only 0 (left padding) and 1 (real tokens)")
+    controls = check_decoding(
+        model, do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p,
+        repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
+    )  # fmt: skip
+    do_sample, temperature, top_k, top_p = (controls[k] for k in ("do_sample", "temperature", "top_k", "top_p"))
+    repetition_penalty, no_repeat_ngram_size = controls["repetition_penalty"], controls["no_repeat_ngram_size"]
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise InvalidArgumentError(f"generator must be None or a torch.Generator, got {generator!r:.80}")
+    fast_attention = as_bool(fast_attention, "fast_attention")
+    prefill_hooks = check_fwd_hooks(model, prefill_hooks, "prefill_hooks")
     device = model.cfg.device
     input_ids = input_ids.to(device)
     batch = input_ids.shape[0]
-    if eos_token_ids is None:
-        eos = getattr(model.tokenizer, "eos_token_id", None) if model.tokenizer is not None else None
-        eos_token_ids = [] if eos is None else [eos]
-    eos_ids = torch.tensor(list(eos_token_ids), dtype=torch.long, device=device)
+    eos_ids = torch.tensor(_check_eos(model, eos_token_ids), dtype=torch.long, device=device)
 
     if fast_attention:
         cache = init_decode_cache(model, batch, input_ids.shape[1] + max_new_tokens)
@@ -200,6 +293,8 @@ def generate(
         with model.hooks(fwd_hooks=list(prefill_hooks)):
             resid = residual_stream(model, input_ids, cache, attention_mask)
         logits = final_logits(model, resid[:, -1])
+        if not bool(torch.isfinite(logits).all()):
+            raise _nonfinite(logits, 0)
 
         tokens = torch.empty(batch, 0, dtype=torch.long, device=device)
         probs = torch.empty(batch, 0, device=device)
@@ -224,6 +319,8 @@ def generate(
                 break
             resid = residual_stream(model, choice[:, None], cache)
             logits = final_logits(model, resid[:, -1])
+            if not bool(torch.isfinite(logits).all()):
+                raise _nonfinite(logits, step + 1)
     lengths = torch.where(lengths < 0, torch.tensor(tokens.shape[1], device=device), lengths)
     return GenerationOutput(tokens=tokens, probs=probs, lengths=lengths.tolist())
 
@@ -259,6 +356,7 @@ def left_pad(
     return ids, mask
 
 
+@serialized
 def complete(
     model: HookedTransformer,
     prompts: Sequence[str],
@@ -272,6 +370,12 @@ def complete(
     Prompts are tokenized with the tokenizer's own defaults, like everything in selfie_tl.
     Hooks on the model (e.g. an attached control edit) are active.
 
+    Raises:
+        InvalidArgumentError: ``prompts`` is one string (pass ``[text]``) or not a list, or a
+            size is not an int >= 1.
+        PromptError: a prompt is not a non-empty string.
+        ContextLengthError: a prompt + ``max_new_tokens`` exceeds the model's context.
+
     Example:
         >>> from selfie_tl.testing import tiny_model
         >>> model = tiny_model()
@@ -282,11 +386,18 @@ def complete(
 
     from selfie_tl.prompts import tokenize
 
-    if max_new_tokens < 1 or batch_size < 1:
+    check_model(model)
+    if isinstance(prompts, str):
         raise InvalidArgumentError(
-            f"max_new_tokens and batch_size must be >= 1, got {max_new_tokens} and {batch_size}"
+            f"prompts must be a list of strings, got one string {prompts[:40]!r}; wrap it: complete(model, [text])"
         )
+    prompts = check_sequence(prompts, "prompts", "strings")
+    max_new_tokens = as_int(max_new_tokens, "max_new_tokens", 1)
+    batch_size = as_int(batch_size, "batch_size", 1)
     encoded = [tokenize(model.tokenizer, p) for p in prompts]
+    if encoded:
+        longest = max(range(len(encoded)), key=lambda i: len(encoded[i]))
+        check_context(model, len(encoded[longest]), max_new_tokens, f"prompt {longest}")
     texts: list[str] = []
     for start in tqdm(range(0, len(encoded), batch_size), desc="completing", disable=not verbose, leave=False):
         ids, mask = left_pad(encoded[start : start + batch_size], pad_id(model.tokenizer))

@@ -7,9 +7,12 @@ Layer indexing follows Hugging Face's ``hidden_states`` (without the final norm)
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal, NamedTuple
+import difflib
+import functools
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import torch
 from jaxtyping import Float, Int
@@ -18,12 +21,15 @@ from transformer_lens import ActivationCache, HookedTransformer
 from transformer_lens.hook_points import HookPoint
 
 from selfie_tl.errors import (
+    HookError,
     InvalidArgumentError,
     LayerOutOfRangeError,
     PositionOutOfRangeError,
+    PromptError,
     VectorError,
 )
 from selfie_tl.prompts import tokenize
+from selfie_tl.validation import as_float, check_context, check_model, check_token_ids, is_int
 
 InjectionMode = Literal["replace", "add"]
 HookFn = Callable[[Tensor, HookPoint], Tensor | None]
@@ -39,17 +45,134 @@ _LAYER_RANGES = {
 }
 
 
-def _is_int(value: Any) -> bool:
-    """True for ints, numpy ints and 0-d integer tensors; never for bools or floats."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, Tensor):
-        return value.numel() == 1 and not value.is_floating_point() and value.dtype != torch.bool
-    try:
-        operator.index(value)
-    except TypeError:
-        return False
-    return True
+_is_int = is_int  # older name
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# --------------------------------------------------------------------------- one run at a time
+
+_MODEL_LOCKS: weakref.WeakKeyDictionary[HookedTransformer, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(model: HookedTransformer) -> threading.RLock:
+    """The re-entrant lock that serialises selfie_tl's work on ``model``.
+
+    Hooks are global on a model: while one call has its injection hooks (or a control edit,
+    or the fast decode attention) installed, every forward pass on that model sees them. So
+    every selfie_tl function that installs hooks or runs the model holds this lock for its
+    whole run; concurrent calls from several threads on one model run one after the other and
+    each gets its own, correct result. Calls on different models run in parallel.
+
+    Hold it yourself around your own work on a model that other threads use with selfie_tl,
+    e.g. ``with model_lock(model), model.hooks(fwd_hooks=...): model(tokens)``. It is
+    re-entrant, so selfie_tl calls inside the block do not deadlock.
+
+    Example:
+        >>> from selfie_tl.testing import tiny_model
+        >>> model = tiny_model()
+        >>> model_lock(model) is model_lock(model)
+        True
+    """
+    with _LOCKS_GUARD:
+        lock = _MODEL_LOCKS.get(model)
+        if lock is None:
+            lock = _MODEL_LOCKS[model] = threading.RLock()
+        return lock
+
+
+def serialized(fn: F) -> F:
+    """Decorator: hold :func:`model_lock` of the first argument (the model) during the call."""
+
+    @functools.wraps(fn)
+    def wrapper(model: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(model, HookedTransformer):
+            return fn(model, *args, **kwargs)  # the function's own checks reject it
+        with model_lock(model):
+            return fn(model, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- user hooks
+
+
+def _hook_label(fn: Any) -> str:
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+    return str(name)
+
+
+def _checked_hook(fn: Callable, label: str) -> Callable:
+    """``fn`` wrapped so that a wrong return value raises a :class:`HookError` naming it."""
+
+    def hook(tensor: Any, hook: HookPoint) -> Any:
+        out = fn(tensor, hook=hook)
+        if out is None or not isinstance(tensor, Tensor):
+            return out
+        if not isinstance(out, Tensor):
+            raise HookError(
+                f"hook {label} on {hook.name} returned a {type(out).__name__}; a hook must return None or a "
+                f"tensor of its input's shape {tuple(tensor.shape)}"
+            )
+        if out.shape != tensor.shape:
+            raise HookError(
+                f"hook {label} on {hook.name} returned shape {tuple(out.shape)}, but its input has shape "
+                f"{tuple(tensor.shape)}; a hook must return None or a tensor of the input's shape"
+            )
+        return out
+
+    hook._selfie_checked = True  # type: ignore[attr-defined]
+    hook.__name__ = f"checked_{label}"
+    return hook
+
+
+def check_fwd_hooks(model: HookedTransformer, hooks: Any, name: str = "fwd_hooks") -> list[tuple[Any, Callable]]:
+    """Validate ``(hook_name, fn)`` pairs before anything runs; wrap each ``fn`` so that a
+    return value of the wrong type or shape raises a :class:`HookError` naming the hook.
+
+    A name is a hook point of the model (``model.hook_dict``) or, as in TransformerLens, a
+    filter function of the name. Errors raised by the hook functions themselves pass through
+    unchanged.
+
+    Raises:
+        HookError: not a list of pairs, an unknown hook name (with the closest real ones), or
+            a function that is not callable.
+
+    Example:
+        >>> from selfie_tl.testing import tiny_model
+        >>> check_fwd_hooks(tiny_model(), [("blocks.0.hook_resid_prex", print)])
+        Traceback (most recent call last):
+        ...
+        selfie_tl.errors.HookError: fwd_hooks[0] names 'blocks.0.hook_resid_prex', which is not a hook point of this model; did you mean 'blocks.0.hook_resid_pre'? (all names: model.hook_dict)
+    """
+    if hooks is None:
+        return []
+    if isinstance(hooks, str | bytes | Mapping) or not isinstance(hooks, Iterable):
+        raise HookError(f"{name} must be a list of (hook_name, function) pairs, got {hooks!r:.80}")
+    out = []
+    for i, item in enumerate(hooks):
+        if isinstance(item, str | bytes) or not isinstance(item, Sequence) or len(item) != 2:
+            raise HookError(f"{name}[{i}] must be a (hook_name, function) pair, got {item!r:.80}")
+        hook_name_, fn = item
+        if isinstance(hook_name_, str):
+            if hook_name_ not in model.hook_dict:
+                close = difflib.get_close_matches(hook_name_, list(model.hook_dict), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise HookError(
+                    f"{name}[{i}] names {hook_name_!r}, which is not a hook point of this model{hint} "
+                    "(all names: model.hook_dict)"
+                )
+        elif not callable(hook_name_):
+            raise HookError(
+                f"{name}[{i}]: the hook name must be a string from model.hook_dict or a filter function, "
+                f"got {hook_name_!r:.80}"
+            )
+        if not callable(fn):
+            raise HookError(f"{name}[{i}] ({hook_name_!r}): the hook function must be callable, got {fn!r:.80}")
+        if not getattr(fn, "_selfie_checked", False):
+            fn = _checked_hook(fn, _hook_label(fn))
+        out.append((hook_name_, fn))
+    return out
 
 
 def check_layer(
@@ -163,12 +286,17 @@ def check_positions(positions: int | Iterable[int], seq_len: int) -> list[int]:
         >>> check_positions([0, -1], 5)
         [0, 4]
     """
-    items = [positions] if _is_int(positions) else list(positions)
+    if is_int(positions):
+        items = [positions]
+    elif positions is None or isinstance(positions, str | bytes) or not isinstance(positions, Iterable):
+        raise PositionOutOfRangeError(f"token positions must be an int or a list of ints, got {positions!r:.80}")
+    else:
+        items = list(positions)
     if not items:
         raise PositionOutOfRangeError("no token positions given; pass at least one")
     out = []
     for pos in items:
-        if not _is_int(pos):
+        if not is_int(pos):
             raise PositionOutOfRangeError(f"token position must be an int, got {pos!r}")
         if not -seq_len <= pos < seq_len:
             raise PositionOutOfRangeError(
@@ -179,21 +307,36 @@ def check_positions(positions: int | Iterable[int], seq_len: int) -> list[int]:
     return out
 
 
-def prompt_tokens(model: HookedTransformer, prompt: str | Tensor) -> Int[Tensor, " pos"]:
+def prompt_tokens(model: HookedTransformer, prompt: str | Tensor, what: str = "prompt") -> Int[Tensor, " pos"]:
     """Token ids of a prompt (tokenizer defaults; see :func:`selfie_tl.prompts.tokenize`).
 
-    A 1-D tensor of ids (or ``[1, pos]``) is passed through unchanged.
+    Token ids (a 1-D or ``[1, pos]`` tensor, a numpy array or a list of ints) are checked
+    and passed through. Every prompt selfie_tl runs comes through here.
+
+    Raises:
+        PromptError: empty text, or ids that are not integer ids of the model.
+        ContextLengthError: longer than the model's context ``model.cfg.n_ctx``.
+
+    Example:
+        >>> from selfie_tl.testing import tiny_model
+        >>> prompt_tokens(tiny_model(), [104, 105]).tolist()
+        [104, 105]
     """
-    if isinstance(prompt, Tensor):
-        ids = prompt.squeeze(0) if prompt.ndim == 2 and prompt.shape[0] == 1 else prompt
-        if ids.ndim != 1 or ids.numel() == 0:
-            raise InvalidArgumentError(f"token ids must be a non-empty 1-D tensor, got shape {tuple(prompt.shape)}")
-        return ids.long()
-    if model.tokenizer is None:
-        raise InvalidArgumentError("the model has no tokenizer; pass token ids instead of text")
-    return tokenize(model.tokenizer, prompt)
+    if isinstance(prompt, str):
+        if model.tokenizer is None:
+            raise InvalidArgumentError("the model has no tokenizer; pass token ids instead of text")
+        ids = tokenize(model.tokenizer, prompt)
+    elif isinstance(prompt, Tensor) or hasattr(prompt, "__array__") or (
+        isinstance(prompt, list | tuple) and prompt and all(is_int(t) for t in prompt)
+    ):
+        ids = check_token_ids(model, prompt, f"{what} token ids", ndim=1)
+    else:
+        raise PromptError(f"{what} must be a non-empty string or 1-D int token ids, got {prompt!r:.80}")
+    check_context(model, len(ids), 0, what)
+    return ids
 
 
+@serialized
 @torch.no_grad()
 def capture(
     model: HookedTransformer,
@@ -223,8 +366,11 @@ def capture(
         >>> capture(model, "hello", layers=[0, 3], positions=[-1]).shape
         torch.Size([2, 1, 64])
     """
+    check_model(model)
     ids = prompt_tokens(model, prompt)
-    layer_list = [check_layer(model, layer) for layer in ([layers] if _is_int(layers) else layers)]
+    if not is_int(layers) and (layers is None or isinstance(layers, str | bytes) or not isinstance(layers, Iterable)):
+        raise LayerOutOfRangeError(f"layers must be an int or a list of ints, got {layers!r:.80}")
+    layer_list = [check_layer(model, layer) for layer in ([layers] if is_int(layers) else layers)]
     if not layer_list:
         raise LayerOutOfRangeError("no layers given; pass at least one")
     pos_list = check_positions(positions, len(ids))
@@ -256,9 +402,14 @@ def vectors_from_cache(
     rows = []
     for layer in layers:
         name = hook_name(model, layer)
+        if not isinstance(cache, ActivationCache | Mapping):
+            raise InvalidArgumentError(f"cache must be an ActivationCache or a dict, got {type(cache).__name__}")
         if name not in cache:
             raise InvalidArgumentError(f"{name} is not in the cache; run run_with_cache without a filter for it")
-        acts = cache[name][batch_index]
+        batch = cache[name].shape[0]
+        if not is_int(batch_index) or not -batch <= int(batch_index) < batch:
+            raise InvalidArgumentError(f"batch_index must be an int in [{-batch}, {batch - 1}], got {batch_index!r}")
+        acts = cache[name][int(batch_index)]
         rows.append(acts[check_positions(positions, acts.shape[0])])
     return torch.stack(rows)
 
@@ -319,7 +470,25 @@ def injection_hook(
         >>> hook = injection_hook(torch.zeros(1, 64), [1, 2])
         >>> _ = model.run_with_hooks("abcd", fwd_hooks=[("blocks.1.hook_resid_pre", hook)])
     """
+    if not isinstance(vectors, Tensor) or not vectors.is_floating_point() or vectors.ndim not in (1, 2, 3):
+        raise InvalidArgumentError(
+            f"vectors must be a floating-point tensor [batch, d_model] or [batch, slot, d_model], got {vectors!r:.80}"
+        )
+    if vectors.ndim == 1:
+        vectors = vectors[None]
+    if is_int(positions) or positions is None or isinstance(positions, str) or not isinstance(positions, Iterable):
+        raise InvalidArgumentError(f"positions must be a non-empty list of token positions, got {positions!r:.80}")
     positions = list(positions)
+    if not positions or any(not is_int(p) or int(p) < 0 for p in positions):
+        raise InvalidArgumentError(
+            f"positions must be a non-empty list of absolute token positions (ints >= 0), got {positions!r:.80}"
+        )
+    positions = [int(p) for p in positions]
+    if vectors.ndim == 3 and vectors.shape[1] != len(positions):
+        raise VectorError(f"3-D vectors have {vectors.shape[1]} slots for {len(positions)} positions")
+    if mode not in ("replace", "add"):
+        raise InvalidArgumentError(f"mode must be 'replace' or 'add', got {mode!r}")
+    strength = as_float(strength, "strength")
     index = torch.as_tensor(positions, dtype=torch.long)
     last = max(positions)
 
@@ -371,6 +540,11 @@ def injection_hooks(
         'blocks.1.hook_resid_pre'
     """
     k = check_layer(model, k, "injection")
+    if isinstance(vectors, Tensor) and vectors.shape[-1:] != (model.cfg.d_model,):
+        raise VectorError(
+            f"vectors have shape {tuple(vectors.shape)}; the last dimension must be this model's d_model "
+            f"({model.cfg.d_model})"
+        )
     if not _is_int(n_layers) or int(n_layers) < 1 or k + int(n_layers) > model.cfg.n_layers:
         raise InvalidArgumentError(
             f"inject_layers must be an int >= 1 with k + inject_layers <= {model.cfg.n_layers}; "

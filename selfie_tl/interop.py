@@ -33,10 +33,13 @@ from selfie_tl.hooks import (
     check_positions,
     injection_hooks,
     prompt_tokens,
+    serialized,
 )
 from selfie_tl.lens import logit_lens
+from selfie_tl.validation import as_float, is_int
 
 
+@serialized
 @torch.no_grad()
 def with_logit_lens(model: HookedTransformer, df: pd.DataFrame, top_k: int = 5) -> pd.DataFrame:
     """A copy of an :func:`~selfie_tl.interpret` result with a ``logit_lens`` column.
@@ -53,6 +56,8 @@ def with_logit_lens(model: HookedTransformer, df: pd.DataFrame, top_k: int = 5) 
         >>> len(with_logit_lens(model, df, top_k=2).logit_lens[0])
         2
     """
+    if not isinstance(df, pd.DataFrame):
+        raise InvalidArgumentError(f"df must be the DataFrame returned by interpret, got {type(df).__name__}")
     missing = [c for c in ("prompt", "layer", "token") if c not in df.columns]
     if missing:
         raise InvalidArgumentError(f"DataFrame is missing column(s) {missing}; pass the result of interpret")
@@ -74,6 +79,7 @@ def with_logit_lens(model: HookedTransformer, df: pd.DataFrame, top_k: int = 5) 
     return out
 
 
+@serialized
 @torch.no_grad()
 def patched_capture(
     model: HookedTransformer,
@@ -117,6 +123,7 @@ def patched_capture(
         return capture(model, target_ids, layers, positions)
 
 
+@serialized
 @torch.no_grad()
 def mean_difference(
     model: HookedTransformer,
@@ -184,15 +191,16 @@ def sae_directions(
             f"W_dec has width {w_dec.shape[1]} but the model's d_model is {model.cfg.d_model}; "
             "the SAE was trained on a different model or hook"
         )
-    items = [indices] if isinstance(indices, int) else list(indices)
+    items = [indices] if is_int(indices) else list(indices)
     if not items:
         raise InvalidArgumentError("no feature indices given")
     for i in items:
-        if not isinstance(i, int) or isinstance(i, bool) or not -w_dec.shape[0] <= i < w_dec.shape[0]:
+        if not is_int(i) or not -w_dec.shape[0] <= int(i) < w_dec.shape[0]:
             raise InvalidArgumentError(
-                f"feature index {i!r} is out of range for an SAE with {w_dec.shape[0]} features"
+                f"feature index {i!r} is out of range or not an int: the SAE has {w_dec.shape[0]} features, "
+                f"so indices are ints in [{-w_dec.shape[0]}, {w_dec.shape[0] - 1}]"
             )
-    return w_dec.detach()[items].float().clone()
+    return w_dec.detach()[[int(i) for i in items]].float().clone()
 
 
 def rescale(vectors: Float[Tensor, "n d_model"], norm: float | Tensor) -> Float[Tensor, "n d_model"]:
@@ -203,15 +211,27 @@ def rescale(vectors: Float[Tensor, "n d_model"], norm: float | Tensor) -> Float[
         >>> rescale(torch.tensor([[3.0, 4.0]]), 10.0).tolist()
         [[6.0, 8.0]]
     """
-    vectors = torch.as_tensor(vectors)
+    try:
+        vectors = torch.as_tensor(vectors)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise VectorError(f"vectors must be a float tensor [n, d_model], got {type(vectors).__name__}") from exc
+    if not vectors.is_floating_point() or vectors.ndim not in (1, 2):
+        raise VectorError(f"vectors must be a float tensor [n, d_model], got {vectors.dtype} of shape {tuple(vectors.shape)}")
     if vectors.ndim == 1:
         vectors = vectors[None]
+    if not bool(torch.isfinite(vectors).all()):
+        raise VectorError("vectors contain NaN or inf; only finite vectors can be rescaled")
+    norm = as_float(norm, "norm", 0.0, low_open=True) if not isinstance(norm, Tensor) or norm.ndim == 0 else norm
+    if isinstance(norm, Tensor) and not bool((torch.isfinite(norm) & (norm > 0)).all()):
+        raise InvalidArgumentError("norm must hold finite numbers > 0")
     lengths = vectors.float().norm(dim=-1, keepdim=True)
     if (lengths == 0).any():
         raise VectorError("cannot rescale a zero vector")
-    return (vectors.float() / lengths * float(norm)).to(vectors.dtype)
+    scale = norm.float().reshape(-1, 1) if isinstance(norm, Tensor) else norm
+    return (vectors.float() / lengths * scale).to(vectors.dtype)
 
 
+@serialized
 @torch.no_grad()
 def typical_norm(
     model: HookedTransformer, prompt: str | Tensor, layer: int, skip_first: bool = True

@@ -5,12 +5,37 @@ Data flow: :func:`~selfie_tl.hooks.capture` the residual stream of the original 
 :class:`~selfie_tl.prompts.InterpretationPrompt` at layer ``k`` during the prefill ->
 :func:`~selfie_tl.generation.generate` with the KV cache -> score with
 :mod:`~selfie_tl.relevancy` -> a pandas DataFrame.
+
+Bad input fails at the door: every argument and setting is checked before any forward pass,
+with one of the exceptions of :mod:`selfie_tl.errors` naming the value and what is allowed
+(see ``docs/troubleshooting.md``). That includes the context length: the original prompt,
+and the interpretation prompt plus ``max_new_tokens``, must fit ``model.cfg.n_ctx``.
+
+Non-finite states: if an injected vector (after norm matching, the adapter and the scale)
+overflows, or the logits become NaN or inf during generation, :class:`~selfie_tl.errors.
+NumericalError` is raised, naming the vectors concerned. Nothing is returned for such a call:
+an interpretation generated from NaN logits is meaningless (it used to come back as ``""``
+with NaN relevancy and no warning).
+
+Threads: hooks are global on a model, so selfie_tl serialises its work per model. Every
+function here (and :func:`~selfie_tl.capture`, :func:`~selfie_tl.generate`,
+:func:`~selfie_tl.complete`, the control and adapter training loops, attaching an edit) holds
+the model's re-entrant lock, :func:`selfie_tl.hooks.model_lock`, while it installs hooks
+and runs the model. Several threads may call these functions on one model: the calls run one
+after the other and each gets exactly the result it would get alone. Different models run in
+parallel. Your own forward passes or ``model.hooks(...)`` blocks on a shared model are not
+covered unless you hold ``model_lock(model)`` around them.
+
+Interrupting (Ctrl-C, ``KeyboardInterrupt``) or any exception at any point, including inside
+a user hook, leaves the model as it was: no hook, no instance ``forward``, no changed weight,
+and the lock released.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+import dataclasses
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,28 +46,40 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
+from selfie_tl.adapter import SelfInterpretationAdapter, as_adapter
 from selfie_tl.config import ConfigMixin, resolve_config
-from selfie_tl.errors import InvalidArgumentError
-from selfie_tl.generation import generate
+from selfie_tl.errors import InvalidArgumentError, NumericalError
+from selfie_tl.generation import check_decoding, generate
 from selfie_tl.hooks import (
     HookFn,
     capture,
+    check_fwd_hooks,
     check_layer,
     check_positions,
     check_vectors,
     injection_hooks,
     prompt_tokens,
+    serialized,
 )
-from selfie_tl.adapter import SelfInterpretationAdapter, as_adapter
 from selfie_tl.presets import Preset, get_preset
 from selfie_tl.prompts import InterpretationPrompt, as_prompt
-from selfie_tl.scaling import DEFAULT_AUTO_SCALES, choose_scales, placeholder_norm, scale_criteria
 from selfie_tl.relevancy import (
     PromptBaseline,
     baseline_probs,
     content_relevancy,
     relevancy_scores,
     relevant_spans,
+)
+from selfie_tl.scaling import DEFAULT_AUTO_SCALES, choose_scales, placeholder_norm, scale_criteria
+from selfie_tl.validation import (
+    as_bool,
+    as_float,
+    as_int,
+    as_optional_int,
+    check_context,
+    check_model,
+    check_sequence,
+    is_int,
 )
 
 RESULT_COLUMNS = [
@@ -111,44 +148,58 @@ class InterpretationConfig(ConfigMixin):
     verbose: bool = False
 
     def validate(self, model: HookedTransformer) -> InterpretationConfig:
-        """Raise :class:`~selfie_tl.errors.InvalidArgumentError` on any bad setting."""
-        check_layer(model, self.k, "injection")
-        for name in ("max_new_tokens", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise InvalidArgumentError(f"{name} must be an int >= 1, got {value!r}")
-        if self.mode not in ("replace", "add"):
+        """A checked copy with numpy numbers turned into Python ones.
+
+        Every field is checked, sampling controls included when ``do_sample`` is off.
+
+        Raises:
+            InvalidArgumentError: (or :class:`~selfie_tl.errors.LayerOutOfRangeError` for
+                ``k``) a field of the wrong type or out of range; the message names it.
+        """
+        k = check_layer(model, self.k, "injection")
+        max_new_tokens = as_int(self.max_new_tokens, "max_new_tokens", 1)
+        batch_size = as_int(self.batch_size, "batch_size", 1)
+        flags = {name: as_bool(getattr(self, name), name) for name in ("relevancy", "norm_match", "do_sample", "verbose")}
+        if not isinstance(self.mode, str) or self.mode not in ("replace", "add"):
             raise InvalidArgumentError(f"mode must be 'replace' or 'add', got {self.mode!r}")
-        if not 0.0 <= float(self.overlay_strength) <= 1.0:
-            raise InvalidArgumentError(f"overlay_strength must be in [0, 1], got {self.overlay_strength!r}")
-        if self.scale != "auto" and (
-            isinstance(self.scale, bool | str) or not math.isfinite(float(self.scale)) or float(self.scale) == 0
-        ):
-            raise InvalidArgumentError(f"scale must be a finite non-zero number or 'auto', got {self.scale!r}")
-        if not self.auto_scales or any(isinstance(s, bool) or not math.isfinite(float(s)) or s <= 0 for s in self.auto_scales):
-            raise InvalidArgumentError(f"auto_scales must be positive finite numbers, got {self.auto_scales!r}")
-        for name in ("norm_match", "relevancy", "do_sample", "verbose"):
-            if not isinstance(getattr(self, name), bool):
-                raise InvalidArgumentError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        if isinstance(self.repetition_penalty, bool) or not float(self.repetition_penalty) > 0:
-            raise InvalidArgumentError(f"repetition_penalty must be > 0 (1.0 = off), got {self.repetition_penalty!r}")
-        for name in ("inject_layers", "no_repeat_ngram_size"):
-            value = getattr(self, name)
-            low = 1 if name == "inject_layers" else 0
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise InvalidArgumentError(f"{name} must be an int >= {low}, got {value!r}")
-        if self.k + self.inject_layers > model.cfg.n_layers:
+        overlay = as_float(self.overlay_strength, "overlay_strength", 0.0, 1.0)
+        if isinstance(self.scale, str) and self.scale == "auto":
+            scale: float | str = "auto"
+        else:
+            try:
+                scale = as_float(self.scale, "scale")
+            except InvalidArgumentError:
+                scale = 0.0
+            if scale == 0.0:
+                raise InvalidArgumentError(f"scale must be a finite non-zero number or 'auto', got {self.scale!r}")
+        if isinstance(self.auto_scales, str) or not isinstance(self.auto_scales, Iterable):
+            raise InvalidArgumentError(f"auto_scales must be a list of positive finite numbers, got {self.auto_scales!r}")
+        try:
+            auto_scales = [as_float(v, "auto_scales", 0.0, low_open=True) for v in self.auto_scales]
+        except InvalidArgumentError:
+            auto_scales = []
+        if not auto_scales:
+            raise InvalidArgumentError(f"auto_scales must be a list of positive finite numbers, got {self.auto_scales!r}")
+        threshold = as_float(self.self_similarity_threshold, "self_similarity_threshold", -1.0, 1.0)
+        inject_layers = as_int(self.inject_layers, "inject_layers", 1)
+        if k + inject_layers > model.cfg.n_layers:
             raise InvalidArgumentError(
-                f"k + inject_layers must be <= {model.cfg.n_layers}, got k={self.k}, inject_layers={self.inject_layers}"
+                f"k + inject_layers must be <= {model.cfg.n_layers}, got k={k}, inject_layers={inject_layers}"
             )
-        if self.do_sample:
-            if not self.temperature > 0:
-                raise InvalidArgumentError(f"temperature must be > 0, got {self.temperature!r}")
-            if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
-                raise InvalidArgumentError(f"top_k must be None or an int >= 1, got {self.top_k!r}")
-            if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
-                raise InvalidArgumentError(f"top_p must be None or in (0, 1], got {self.top_p!r}")
-        return self
+        decoding = check_decoding(
+            model, do_sample=flags["do_sample"], temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
+            repetition_penalty=self.repetition_penalty, no_repeat_ngram_size=self.no_repeat_ngram_size,
+        )  # fmt: skip
+        if self.adapter is not None and not isinstance(self.adapter, str | os.PathLike):
+            raise InvalidArgumentError(f"adapter (in the config) must be None or a file path, got {self.adapter!r:.80}")
+        seed = as_optional_int(self.seed, "seed", 0, 2**63 - 1)
+        return dataclasses.replace(
+            self, k=k, max_new_tokens=max_new_tokens, batch_size=batch_size, **flags, overlay_strength=overlay,
+            scale=self.scale if type(self.scale) in (int, float) else scale,
+            auto_scales=[v if type(v) in (int, float) else float(v) for v in self.auto_scales],
+            self_similarity_threshold=threshold, inject_layers=inject_layers, seed=seed,
+            **{name: value for name, value in decoding.items() if name != "do_sample"},
+        )  # fmt: skip
 
     @property
     def strength(self) -> float:
@@ -226,7 +277,17 @@ def resolve_settings(
     """Settings of one call: preset (if any), then ``config``, then keyword overrides.
 
     ``None`` overrides are dropped, so a function's unset keywords never mask a preset.
+    ``config`` may be a dict (:meth:`InterpretationConfig.from_dict`). The interpretation
+    prompt plus ``max_new_tokens`` must fit the model's context.
     """
+    check_model(model)
+    if isinstance(config, Mapping):
+        config = InterpretationConfig.from_dict(dict(config))
+    elif config is not None and not isinstance(config, InterpretationConfig):
+        raise InvalidArgumentError(
+            f"config must be an InterpretationConfig, a dict of its fields or None, got {type(config).__name__} "
+            f"{config!r:.60}"
+        )
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if preset is not None:
         chosen = get_preset(preset)
@@ -239,9 +300,11 @@ def resolve_settings(
         base = config
     resolved = resolve_config(InterpretationConfig, base, overrides).validate(model)
     prompt = as_prompt(model.tokenizer, interpretation_prompt)
+    check_context(model, len(prompt), resolved.max_new_tokens, "interpretation prompt")
     return resolved, prompt, as_adapter(model, adapter if adapter is not None else resolved.adapter)
 
 
+@serialized
 def generate_interpretations(
     model: HookedTransformer,
     vectors: Float[Tensor, "n d_model"],
@@ -274,6 +337,13 @@ def generate_interpretations(
             prompt and adapter are the starting point that ``config``, ``options``,
             ``interpretation_prompt`` and ``adapter`` override.
 
+    Raises:
+        VectorError: vectors of the wrong shape, or NaN/inf in them.
+        ContextLengthError: the interpretation prompt + ``max_new_tokens`` exceeds the context.
+        HookError: a ``fwd_hooks`` entry names no hook point or returns the wrong shape.
+        NumericalError: a scaled vector or the logits became NaN/inf (nothing is returned).
+        InvalidArgumentError: any other bad setting (the message names it).
+
     Example:
         >>> import torch
         >>> from selfie_tl.testing import tiny_model
@@ -284,6 +354,7 @@ def generate_interpretations(
     """
     config, prompt, adapter = resolve_settings(model, preset, config, options, interpretation_prompt, adapter)
     vectors = check_vectors(model, vectors)
+    fwd_hooks = check_fwd_hooks(model, fwd_hooks)
     generator = None
     if config.seed is not None:
         generator = torch.Generator(device=model.cfg.device).manual_seed(config.seed)
@@ -302,14 +373,33 @@ def generate_interpretations(
             chunk, scales, criteria = _prepare_vectors(
                 model, vectors[start : start + config.batch_size], prompt, config, adapter, target_norm
             )
+            # inf/NaN, or so large that the norm layers' mean square overflows float32
+            overflow = ~torch.isfinite(chunk.float().pow(2).mean(dim=-1))
+            if bool(overflow.any()):
+                rows = [start + r for r in overflow.nonzero().flatten().tolist()]
+                raise NumericalError(
+                    f"vectors {rows[:10]} are too large to inject once scaled (scale={config.scale!r}, "
+                    f"norm_match={config.norm_match}): they or their mean square overflow float32, so the model's "
+                    "norm layers would turn them into 0 or NaN. Lower the scale or use norm_match=True"
+                )
             ids = base_ids[None].expand(chunk.shape[0], -1)
             hooks = injection_hooks(
                 model, chunk, prompt.placeholder_positions, config.k, mode=config.mode,
                 strength=config.strength, n_layers=config.inject_layers,
             )  # fmt: skip
-            out = generate(
-                model, ids, config.max_new_tokens, prefill_hooks=hooks, generator=generator, **config.decoding()
-            )
+            try:
+                out = generate(
+                    model, ids, config.max_new_tokens, prefill_hooks=hooks, generator=generator, **config.decoding()
+                )
+            except NumericalError as exc:
+                rows = [start + r for r in getattr(exc, "rows", [])]
+                norms = [round(float(n), 1) for n in chunk.float().norm(dim=-1)[getattr(exc, "rows", [])][:10]]
+                raise NumericalError(
+                    f"interpreting vectors {rows[:10]} (injected norms {norms}, scale={config.scale!r}, "
+                    f"mode={config.mode!r}) made the model's logits NaN or inf. If the injected states are far "
+                    "outside the residual stream's range, lower the scale or use norm_match=True; a hook (fwd_hooks, "
+                    "an attached edit) writing NaN/inf does the same"
+                ) from exc
             result.scales += scales.tolist()
             if criteria is not None:
                 result.self_similarity += criteria[0].tolist()
@@ -388,11 +478,18 @@ def layer_token_pairs(layers: Iterable[int], tokens: Iterable[int]) -> list[tupl
         >>> layer_token_pairs([0, 5], [-1])
         [(0, -1), (5, -1)]
     """
-    tokens = list(tokens)
+    layers = check_sequence(layers, "layers", "layer indices (parse text with selfie_tl.indices.parse_index_spec)")
+    tokens = check_sequence(tokens, "tokens", "token positions (parse text with selfie_tl.indices.parse_index_spec)")
     return [(layer, token) for layer in layers for token in tokens]
 
 
 def _check_pairs(model: HookedTransformer, pairs: Any, seq_len: int) -> list[tuple[int, int]]:
+    pairs = check_sequence(pairs, "tokens_to_interpret", "(layer, token) pairs")
+    if pairs and any(is_int(p) or isinstance(p, str) for p in pairs):
+        raise InvalidArgumentError(
+            f"tokens_to_interpret must be a list of (layer, token) pairs, got {pairs!r:.80}; "
+            "for one pair write [(layer, token)]"
+        )
     try:
         pairs = [tuple(p) for p in pairs]
     except TypeError as exc:
@@ -412,6 +509,7 @@ def _check_pairs(model: HookedTransformer, pairs: Any, seq_len: int) -> list[tup
     return out
 
 
+@serialized
 def interpret(
     model: HookedTransformer,
     original_prompt: str | Tensor,
@@ -463,6 +561,17 @@ def interpret(
         ``self_similarity``, ``entropy`` and ``auto_scale_ok``. ``df.attrs`` holds the
         config, the interpretation prompt text and the model name.
 
+    Raises:
+        LayerOutOfRangeError, PositionOutOfRangeError: a pair names no layer or token.
+        PromptError: an empty prompt, ids that are not ids of the model, a prompt without
+            placeholders.
+        ContextLengthError: the original prompt, or the interpretation prompt plus
+            ``max_new_tokens``, does not fit ``model.cfg.n_ctx`` (checked before any work).
+        HookError: a ``fwd_hooks`` entry names no hook point or returns the wrong shape.
+        NumericalError: an injected vector or the logits became NaN/inf.
+        InvalidArgumentError: any other bad argument or setting (the message names it).
+        TypeError: an unknown keyword option.
+
     Example:
         >>> from selfie_tl.testing import tiny_model
         >>> model = tiny_model()
@@ -475,17 +584,18 @@ def interpret(
         dict(k=k, max_new_tokens=max_new_tokens, batch_size=batch_size, relevancy=relevancy, **options),
         interpretation_prompt, adapter,
     )  # fmt: skip
-    ids = prompt_tokens(model, original_prompt)
+    ids = prompt_tokens(model, original_prompt, "original_prompt")
     if isinstance(original_prompt, str) and not original_prompt.strip():
         raise InvalidArgumentError(f"original_prompt is blank ({original_prompt!r}); give some text")
     pairs = _check_pairs(model, tokens_to_interpret, len(ids))
+    fwd_hooks = check_fwd_hooks(model, fwd_hooks)
     with model.hooks(fwd_hooks=list(fwd_hooks)):
         layers = sorted({layer for layer, _ in pairs})
         positions = sorted({token for _, token in pairs})
         grid = capture(model, ids, layers, positions)
     vectors = torch.stack([grid[layers.index(layer), positions.index(token)] for layer, token in pairs])
     batch = generate_interpretations(model, vectors, prompt, config, fwd_hooks=fwd_hooks, adapter=adapter)
-    text = original_prompt if isinstance(original_prompt, str) else model.tokenizer.decode(ids)
+    text = original_prompt if isinstance(original_prompt, str) else model.tokenizer.decode(ids.tolist())
     specials = list(getattr(model.tokenizer, "all_special_tokens", []) or [])
     rows = []
     for i, (layer, token) in enumerate(pairs):

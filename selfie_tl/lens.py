@@ -14,11 +14,12 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.generation import final_logits
-from selfie_tl.hooks import check_vectors
+from selfie_tl.hooks import check_vectors, serialized
+from selfie_tl.validation import as_bool, as_int, check_model
 
 
+@serialized
 @torch.no_grad()
 def logit_lens_logits(
     model: HookedTransformer, vectors: Float[Tensor, "n d_model"], *, apply_ln: bool = True
@@ -37,8 +38,8 @@ def logit_lens_logits(
         >>> logit_lens_logits(tiny_model(), torch.randn(2, 64)).shape
         torch.Size([2, 259])
     """
-    vectors = check_vectors(model, vectors)
-    if apply_ln:
+    vectors = check_vectors(check_model(model), vectors)
+    if as_bool(apply_ln, "apply_ln"):
         return final_logits(model, vectors[:, None, :])[:, 0]
     logits = model.unembed(vectors[:, None, :])[:, 0]
     cap = model.cfg.output_logits_soft_cap
@@ -46,9 +47,7 @@ def logit_lens_logits(
 
 
 def _check_top_k(model: HookedTransformer, top_k: int) -> int:
-    if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= model.cfg.d_vocab_out:
-        raise InvalidArgumentError(f"top_k must be an int in [1, {model.cfg.d_vocab_out}], got {top_k!r}")
-    return top_k
+    return as_int(top_k, "top_k", 1, check_model(model).cfg.d_vocab_out)
 
 
 def logit_lens_topk(

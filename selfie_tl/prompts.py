@@ -258,6 +258,10 @@ class InterpretationPrompt:
     placeholder_positions: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.tokenizer is None or not callable(self.tokenizer):
+            raise PromptError(
+                f"an interpretation prompt needs a tokenizer (model.tokenizer), got {self.tokenizer!r:.60}"
+            )
         parts = tuple(self.parts) if isinstance(self.parts, Sequence) and not isinstance(self.parts, str) else None
         if not parts:
             raise PromptError(
@@ -381,6 +385,8 @@ def default_interpretation_prompt(tokenizer: Any, reply: str = SUMMARY_REPLY) ->
         >>> default_interpretation_prompt(tiny_tokenizer()).parts[0]
         '<|im_start|>user\\n'
     """
+    if tokenizer is None:
+        raise PromptError("an interpretation prompt needs a tokenizer (model.tokenizer), got None")
     if is_chatml(tokenizer) or getattr(tokenizer, "chat_template", None):
         return InterpretationPrompt.from_chat(tokenizer, assistant_prefix=reply)
     summary = "Summary of the message:" if reply == SUMMARY_REPLY else reply

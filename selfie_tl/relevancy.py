@@ -37,6 +37,8 @@ from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValue
 from selfie_tl._values import as_list, float_or_nan
 from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.generation import final_logits, residual_stream
+from selfie_tl.hooks import model_lock, serialized
+from selfie_tl.validation import check_model, check_token_ids
 
 
 @dataclass
@@ -57,9 +59,10 @@ class PromptBaseline:
     @classmethod
     @torch.no_grad()
     def build(cls, model: HookedTransformer, prompt_ids: Int[Tensor, " pos"]) -> PromptBaseline:
-        ids = prompt_ids.to(model.cfg.device)[None]
+        ids = check_token_ids(check_model(model), prompt_ids, "prompt_ids", ndim=1).to(model.cfg.device)[None]
         cache = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, 1)
-        resid = residual_stream(model, ids, cache)
+        with model_lock(model):
+            resid = residual_stream(model, ids, cache)
         logprobs = final_logits(model, resid[:, -1]).float().log_softmax(-1)[0]
         return cls(cache=cache, first_logprobs=logprobs)
 
@@ -77,6 +80,7 @@ class PromptBaseline:
         return TransformerLensKeyValueCache(entries=entries, previous_attention_mask=mask, frozen=True)
 
 
+@serialized
 @torch.no_grad()
 def baseline_probs(
     model: HookedTransformer,
@@ -101,11 +105,15 @@ def baseline_probs(
         >>> tuple(p.shape)
         (1, 2)
     """
+    check_model(model)
     device = model.cfg.device
-    generated = generated.to(device)
+    if not isinstance(generated, Tensor) or generated.ndim != 2:
+        shape = tuple(generated.shape) if isinstance(generated, Tensor) else type(generated).__name__
+        raise InvalidArgumentError(f"generated must be a [batch, steps] tensor of token ids, got {shape}")
+    generated = check_token_ids(model, generated, "generated", ndim=2).to(device)
     if prompt_baseline is None:
-        ids = prompt_ids if prompt_ids.ndim == 1 else prompt_ids[0]
-        prompt_baseline = PromptBaseline.build(model, ids)
+        ids = check_token_ids(model, prompt_ids, "prompt_ids")
+        prompt_baseline = PromptBaseline.build(model, ids if ids.ndim == 1 else ids[0])
     batch, steps = generated.shape
     first = prompt_baseline.first_logprobs[generated[:, 0]]
     if steps == 1:
@@ -126,6 +134,14 @@ def relevancy_scores(
         >>> relevancy_scores(torch.tensor([[0.9, 0.5]]), torch.tensor([[0.1, 0.5]]))
         tensor([[0.8000, 0.0000]])
     """
+    for name, value in (("injected_probs", injected_probs), ("baseline", baseline)):
+        if not isinstance(value, Tensor):
+            raise InvalidArgumentError(f"{name} must be a tensor, got {type(value).__name__}")
+    if injected_probs.shape != baseline.shape:
+        raise InvalidArgumentError(
+            f"injected_probs has shape {tuple(injected_probs.shape)} but baseline has shape "
+            f"{tuple(baseline.shape)}; they must be the same [batch, steps]"
+        )
     return (injected_probs - baseline).abs()
 
 

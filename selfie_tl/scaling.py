@@ -32,13 +32,14 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from selfie_tl.generation import final_logits, residual_stream
-from selfie_tl.hooks import HookFn, injection_hooks
+from selfie_tl.hooks import HookFn, check_layer, injection_hooks, serialized
 from selfie_tl.prompts import InterpretationPrompt
 
 DEFAULT_AUTO_SCALES = (0.5, 1.0, 2.0, 4.0, 8.0)
 """Candidate multipliers for ``scale="auto"``."""
 
 
+@serialized
 @torch.no_grad()
 def placeholder_norm(model: HookedTransformer, prompt: InterpretationPrompt, k: int) -> float:
     """Mean L2 norm of the interpretation prompt's own residual at its placeholders, layer ``k``.
@@ -52,6 +53,7 @@ def placeholder_norm(model: HookedTransformer, prompt: InterpretationPrompt, k: 
         >>> placeholder_norm(model, default_interpretation_prompt(model.tokenizer), 1) > 0
         True
     """
+    k = check_layer(model, k, "injection")
     name = f"blocks.{k}.hook_resid_pre"
     ids = prompt.input_ids[None].to(model.cfg.device)
     _, cache = model.run_with_cache(ids, names_filter=lambda n: n == name, stop_at_layer=k + 1)
@@ -59,6 +61,7 @@ def placeholder_norm(model: HookedTransformer, prompt: InterpretationPrompt, k: 
     return float(states.norm(dim=-1).mean())
 
 
+@serialized
 @torch.no_grad()
 def scale_criteria(
     model: HookedTransformer,

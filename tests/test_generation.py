@@ -86,5 +86,7 @@ def test_complete_left_padding_matches_single_prompts(tiny):
 
 
 def test_complete_rejects_bad_sizes(tiny_llama):
-    with pytest.raises(InvalidArgumentError, match="max_new_tokens and batch_size must be >= 1"):
+    with pytest.raises(InvalidArgumentError, match="max_new_tokens must be an int >= 1, got 0"):
         complete(tiny_llama, ["a"], max_new_tokens=0)
+    with pytest.raises(InvalidArgumentError, match="batch_size must be an int >= 1, got True"):
+        complete(tiny_llama, ["a"], batch_size=True)

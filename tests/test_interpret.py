@@ -104,8 +104,8 @@ BAD_CALLS = [
     (dict(batch_size=0), InvalidArgumentError, "batch_size must be an int >= 1, got 0"),
     (dict(max_new_tokens=0), InvalidArgumentError, "max_new_tokens must be an int >= 1, got 0"),
     (dict(mode="mix"), InvalidArgumentError, "mode must be 'replace' or 'add'"),
-    (dict(overlay_strength=1.5), InvalidArgumentError, r"overlay_strength must be in \[0, 1\]"),
-    (dict(do_sample=True, temperature=0), InvalidArgumentError, "temperature must be > 0"),
+    (dict(overlay_strength=1.5), InvalidArgumentError, r"overlay_strength must be a finite number in \[0, 1\]"),
+    (dict(do_sample=True, temperature=0), InvalidArgumentError, "temperature must be a finite number > 0"),
 ]
 
 

@@ -15,7 +15,7 @@ from transformer_lens import HookedTransformer
 
 from selfie_tl.control.edits import MLPEdit, check_edit_layer, fingerprint
 from selfie_tl.errors import InvalidArgumentError, PromptError, TrainingError
-from selfie_tl.hooks import check_positions, edit_hook_names, prompt_tokens
+from selfie_tl.hooks import check_positions, edit_hook_names, prompt_tokens, serialized
 
 
 def check_positive(name: str, value: Any, *, integer: bool = False, allow_zero: bool = False) -> None:
@@ -110,6 +110,7 @@ class BlockCache:
     tokens: list[int]  # token id of each row
 
 
+@serialized
 @torch.no_grad()
 def block_cache(
     model: HookedTransformer,

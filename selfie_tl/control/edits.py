@@ -19,7 +19,9 @@ hooks, shape, training info and a fingerprint of the model); no pickle is involv
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,9 +38,14 @@ from selfie_tl.artifacts import (
     load_artifact,
     read_artifact_metadata,
     save_artifact,
+    tensors_hash,
 )
 from selfie_tl.errors import EditMismatchError, InvalidArgumentError
-from selfie_tl.hooks import EditHooks, check_layer, edit_hook_names
+from selfie_tl.hooks import EditHooks, check_layer, edit_hook_names, model_lock
+from selfie_tl.validation import as_bool, as_int, check_model
+
+# model -> the edits attached to it (to refuse attaching the same edit twice)
+_ATTACHED: weakref.WeakKeyDictionary[HookedTransformer, weakref.WeakSet[MLPEdit]] = weakref.WeakKeyDictionary()
 
 FORMAT = "selfie_tl.control.edit"
 FORMAT_VERSION = 2  # 2: the checksum covers the metadata too (1: tensors only, still read)
@@ -83,9 +90,10 @@ class MLPEdit(nn.Module):
 
     def __init__(self, d_model: int, layer: int, rank: int = 8, bias: bool = False, seed: int = 0) -> None:
         super().__init__()
-        for name, value, low in (("d_model", d_model, 1), ("layer", layer, 1), ("rank", rank, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise InvalidArgumentError(f"{name} must be an int >= {low}, got {value!r}")
+        d_model, layer, rank = (as_int(v, n, low) for n, v, low in (("d_model", d_model, 1), ("layer", layer, 1),
+                                                                    ("rank", rank, 0)))  # fmt: skip
+        bias = as_bool(bias, "bias")
+        seed = as_int(seed, "seed", 0, 2**63 - 1)
         if rank == 0 and not bias:
             raise InvalidArgumentError("an edit needs rank >= 1 or bias=True (rank=0, bias=True is bias-only)")
         self.d_model, self.layer, self.rank, self.use_bias, self.seed = d_model, layer, rank, bool(bias), seed
@@ -141,6 +149,7 @@ class MLPEdit(nn.Module):
 
     def check_model(self, model: HookedTransformer) -> None:
         """Raise :class:`EditMismatchError` if the edit cannot act on ``model``."""
+        check_model(model)
         if model.cfg.d_model != self.d_model or not 1 <= self.layer <= model.cfg.n_layers:
             raise EditMismatchError(
                 f"edit (layer {self.layer}, d_model {self.d_model}) does not fit a model with "
@@ -177,34 +186,60 @@ class MLPEdit(nn.Module):
 
         return [(self.read_hook, read), (self.write_hook, write)]
 
+    def content_key(self) -> str:
+        """SHA-256 over the edit's settings and tensors: equal for the same edit loaded twice."""
+        settings = json.dumps({"layer": self.layer, "rank": self.rank, "bias": self.use_bias}, sort_keys=True)
+        return tensors_hash(self.state_dict(), settings)
+
     def attach(self, model: HookedTransformer) -> MLPEdit:
         """Attach permanently (survives ``reset_hooks()`` and ``run_with_hooks``) until
         :meth:`detach`. Every forward, capture, interpretation and generation sees it.
 
+        An edit whose layer and tensors equal those of an edit already attached to ``model``
+        (the same file loaded twice, say) is refused: it would apply twice. Attaching waits
+        for any selfie_tl call running on the model in another thread
+        (:func:`selfie_tl.hooks.model_lock`).
+
         Raises:
-            InvalidArgumentError: already attached.
+            InvalidArgumentError: this edit, or an identical one, is already attached.
             EditMismatchError: the edit does not fit ``model``.
         """
         if self._attached is not None:
             raise InvalidArgumentError("edit is already attached; detach() it first")
         self.check_model(model)
-        handles: list[tuple[HookPoint, Any]] = []
-        try:
-            for name, fn in self.fwd_hooks():
-                point = model.hook_dict[name]
-                point.add_hook(fn, dir="fwd", is_permanent=True)
-                handles.append((point, point.fwd_hooks[-1]))
-        except Exception:
-            _remove(handles)
-            raise
-        self._attached = (model, handles)
+        with model_lock(model):
+            key = self.content_key()
+            attached = _ATTACHED.setdefault(model, weakref.WeakSet())
+            for other in list(attached):
+                if other._attached is None or other._attached[0] is not model or not _live(other._attached[1]):
+                    attached.discard(other)  # detached, or its hooks were reset
+                elif other.content_key() == key:
+                    raise InvalidArgumentError(
+                        f"an identical edit (layer {self.layer}, same weights, sha256 {key[:12]}...) is already "
+                        "attached to this model; attaching it again would apply it twice. detach() the other "
+                        "one first"
+                    )
+            handles: list[tuple[HookPoint, Any]] = []
+            try:
+                for name, fn in self.fwd_hooks():
+                    point = model.hook_dict[name]
+                    point.add_hook(fn, dir="fwd", is_permanent=True)
+                    handles.append((point, point.fwd_hooks[-1]))
+            except BaseException:
+                _remove(handles)
+                raise
+            self._attached = (model, handles)
+            attached.add(self)
         return self
 
     def detach(self) -> None:
         """Remove the edit's hooks (a no-op when not attached)."""
         if self._attached is not None:
-            _remove(self._attached[1])
-            self._attached = None
+            model, handles = self._attached
+            with model_lock(model):
+                _remove(handles)
+                self._attached = None
+                _ATTACHED.get(model, weakref.WeakSet()).discard(self)
 
     @contextlib.contextmanager
     def attached(self, model: HookedTransformer) -> Iterator[MLPEdit]:
@@ -252,10 +287,21 @@ class MLPEdit(nn.Module):
             >>> load_edit(path, model).layer
             2
         """
+        _check_path(path)
         if model is not None:
             self.check_model(model)
             self.trained_on = fingerprint(model)
         return save_artifact(path, self.state_dict(), self.metadata())
+
+
+def _check_path(path: Any) -> None:
+    if not isinstance(path, str | os.PathLike):
+        raise InvalidArgumentError(f"path must be a str or os.PathLike file path, got {type(path).__name__} {path!r:.60}")
+
+
+def _live(handles: list[tuple[HookPoint, Any]]) -> bool:
+    """Whether the attached hooks are still on their hook points (not reset away)."""
+    return all(any(h is handle for h in point.fwd_hooks) for point, handle in handles)
 
 
 def _remove(handles: list[tuple[HookPoint, Any]]) -> None:
@@ -271,6 +317,7 @@ def read_edit_metadata(path: str | os.PathLike) -> dict[str, Any]:
         FileNotFoundError: no such file.
         EditMismatchError: the file is not a readable selfie_tl edit.
     """
+    _check_path(path)
     return read_artifact_metadata(path, FORMAT, _READABLE, EditMismatchError)
 
 
@@ -293,6 +340,8 @@ def load_edit(path: str | os.PathLike, model: HookedTransformer, *, check_finger
         >>> with edit.attached(model):  # doctest: +SKIP
         ...     selfie_tl.complete(model, ["The capital of France is"])
     """
+    _check_path(path)
+    check_model(model)
     meta, tensors = load_artifact(
         path, model, FORMAT, _READABLE, EditMismatchError, check_fingerprint=check_fingerprint
     )

@@ -38,7 +38,7 @@ from selfie_tl.control._common import (
 from selfie_tl.control.edits import MLPEdit, check_edit_layer
 from selfie_tl.control.rewards import Reward, check_rewards
 from selfie_tl.errors import InvalidArgumentError, PromptError
-from selfie_tl.hooks import check_layer
+from selfie_tl.hooks import check_layer, serialized
 from selfie_tl.interpret import generate_interpretations
 from selfie_tl.prompts import N_PLACEHOLDERS, InterpretationPrompt, as_prompt, default_interpretation_prompt
 
@@ -137,6 +137,7 @@ def reinforcement_loss(
     return -(rewards.to(h.dtype) * along).mean()
 
 
+@serialized
 def reinforcement_control(
     model: HookedTransformer,
     prompts: str | Sequence[str],
@@ -185,6 +186,8 @@ def reinforcement_control(
     layer = check_edit_layer(model, layer)
     if not callable(reward):
         raise InvalidArgumentError(f"reward must be callable list[str] -> list[float], got {reward!r}")
+    if isinstance(reference_texts, str):
+        raise PromptError("reference_texts must be a list of texts, not one string; wrap it: [text]")
     prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
     if not prompt_list:
         raise InvalidArgumentError("prompts is empty; pass at least one training prompt")

@@ -39,8 +39,9 @@ from selfie_tl.control._common import (
 )
 from selfie_tl.control.edits import MLPEdit, check_edit_layer
 from selfie_tl.errors import InvalidArgumentError, PromptError, VectorError
-from selfie_tl.hooks import check_layer, injection_hooks
+from selfie_tl.hooks import check_layer, injection_hooks, serialized
 from selfie_tl.prompts import InterpretationPrompt, as_prompt, tokenize
+from selfie_tl.validation import check_context
 
 OBJECTIVES = ("embedding", "interpretation")
 
@@ -164,6 +165,7 @@ class _InterpretationLoss:
         return F.cross_entropy(pred[keep].float(), gold[keep])
 
 
+@serialized
 def supervised_control(
     model: HookedTransformer,
     source: str | Sequence[str | tuple[str, Any]],
@@ -222,6 +224,8 @@ def supervised_control(
     if edit is not None and edit.is_attached:
         raise InvalidArgumentError("detach the edit before training it")
     src = block_cache(model, items, layer)
+    if isinstance(reference_texts, str):
+        raise PromptError("reference_texts must be a list of texts, not one string; wrap it: [text]")
     refs = [t for t in reference_texts]
     if any(not isinstance(t, str) or not t.strip() for t in refs):
         raise PromptError("reference_texts must be non-empty strings")
@@ -236,6 +240,8 @@ def supervised_control(
         if len(texts) not in (1, len(items)):
             raise InvalidArgumentError(f"got {len(texts)} target texts for {len(items)} source prompts")
         prompt = as_prompt(model.tokenizer, interpretation_prompt)
+        longest = max(len(tokenize(model.tokenizer, t)) for t in texts)
+        check_context(model, len(prompt.input_ids) + longest, 0, "interpretation prompt + longest target text")
     edit = prepare_edit(model, layer, edit, config.rank, config.bias, config.seed)
     if config.objective == "interpretation":
         interp_loss = _InterpretationLoss(model, edit, prompt, texts, src.owner, config.k)
