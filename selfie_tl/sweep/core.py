@@ -268,7 +268,8 @@ def merge(directory: str | Path, out: str | Path | None = None, allow_partial: b
             if out.suffix.lower() == ".csv":
                 flat = df.copy()
                 for col in ("generated_tokens", "generated_token_ids", "relevancy"):
-                    flat[col] = [None if v is None else json.dumps(list(v)) for v in flat[col]]
+                    flat[col] = [None if v is None else json.dumps(v.tolist() if hasattr(v, "tolist") else list(v))
+                                 for v in flat[col]]  # fmt: skip
                 flat.to_csv(tmp, index=False)
             elif out.suffix.lower() == ".parquet":
                 pq.write_table(pa.Table.from_pandas(df, schema=SCHEMA, preserve_index=False), tmp)
