@@ -6,10 +6,6 @@ import numpy as np
 import pytest
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "ray: needs Ray (pip install 'selfie_tl[ray]'); required when CI=true")
-
-
 @pytest.fixture
 def vectors_file(tmp_path):
     path = tmp_path / "vectors.npy"
