@@ -24,9 +24,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("config", metavar="CONFIG", help="sweep config file, or 'merge' followed by DIR")
     p.add_argument("dir", nargs="?", metavar="DIR", help="(with merge) the sweep output directory")
-    p.add_argument("--engine", choices=["local", "ray"], default="local", help="where to run (default: local)")
+    p.add_argument(
+        "--engine", choices=["local", "ray"], default="local", help="where to run (default: local)"
+    )
     p.add_argument("--workers", type=int, default=None, help="Ray actors (default 1; local takes 1)")
-    p.add_argument("--address", default=None, help="existing Ray cluster address ('auto', 'ray://host:10001')")
+    p.add_argument(
+        "--address", default=None, help="existing Ray cluster address ('auto', 'ray://host:10001')"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-o", "--out", default=None, help="(with merge) write the table: .parquet or .csv")
     p.add_argument("--allow-partial", action="store_true", help="(with merge) merge an unfinished sweep")

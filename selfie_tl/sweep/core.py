@@ -71,7 +71,10 @@ class SweepResult:
 
 
 def plan(n_items: int, shard_size: int) -> list[Shard]:
-    return [Shard(i, start, min(start + shard_size, n_items)) for i, start in enumerate(range(0, n_items, shard_size))]
+    return [
+        Shard(i, start, min(start + shard_size, n_items))
+        for i, start in enumerate(range(0, n_items, shard_size))
+    ]
 
 
 def _as_job(job: SweepJob | dict | str | Path) -> SweepJob:
@@ -81,7 +84,9 @@ def _as_job(job: SweepJob | dict | str | Path) -> SweepJob:
         return SweepJob.from_dict(job).check()
     if isinstance(job, str | Path):
         return SweepJob.load(job)
-    raise InvalidArgumentError(f"job must be a SweepJob, a dict or a config file path, got {type(job).__name__}")
+    raise InvalidArgumentError(
+        f"job must be a SweepJob, a dict or a config file path, got {type(job).__name__}"
+    )
 
 
 def _manifest(job: SweepJob, fingerprint: str, shards: list[Shard], done: set[int], n_items: int) -> dict:
@@ -98,7 +103,9 @@ def read_manifest(directory: str | Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise InvalidArgumentError(f"{directory} holds no {MANIFEST}; is it a sweep output directory?") from exc
+        raise InvalidArgumentError(
+            f"{directory} holds no {MANIFEST}; is it a sweep output directory?"
+        ) from exc
     except json.JSONDecodeError as exc:
         raise InvalidArgumentError(f"{path} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -109,7 +116,7 @@ def read_manifest(directory: str | Path) -> dict:
 def _shard_complete(path: Path, ids: list[str]) -> bool:
     try:
         table = pq.read_table(path, columns=["item_id"])
-    except Exception:  # missing, truncated or foreign file: redo it
+    except Exception:  # noqa: BLE001 - missing, truncated or foreign file: redo it
         return False
     return table.column("item_id").to_pylist() == ids
 
@@ -139,13 +146,17 @@ def prepare(job: SweepJob, directory: Path) -> tuple[str, list[dict], list[Shard
                 "directory, or delete that one to start over"
             )
     elif (directory / SHARD_DIR).is_dir() and any((directory / SHARD_DIR).glob("*.parquet")):
-        raise OutputConflictError(f"sweep output {directory} holds shards but no {MANIFEST}; use another directory")
+        raise OutputConflictError(
+            f"sweep output {directory} holds shards but no {MANIFEST}; use another directory"
+        )
     (directory / SHARD_DIR).mkdir(parents=True, exist_ok=True)
     for leftover in (directory / SHARD_DIR).glob(".shard-*.tmp"):  # from a run killed mid-write
         leftover.unlink(missing_ok=True)
     done = {s.index for s in shards
             if _shard_complete(directory / s.file, [it["item_id"] for it in items[s.start : s.stop]])}  # fmt: skip
-    write_text(manifest_path, json.dumps(_manifest(job, fingerprint, shards, done, len(items)), indent=2) + "\n")
+    write_text(
+        manifest_path, json.dumps(_manifest(job, fingerprint, shards, done, len(items)), indent=2) + "\n"
+    )
     return fingerprint, items, shards, done
 
 
@@ -214,8 +225,10 @@ def run(
                 write_shard(directory, shard, rows)
                 done.add(shard.index)
                 computed += len(rows)
-                write_text(directory / MANIFEST,
-                           json.dumps(_manifest(job, fingerprint, shards, done, len(items)), indent=2) + "\n")
+                write_text(
+                    directory / MANIFEST,
+                    json.dumps(_manifest(job, fingerprint, shards, done, len(items)), indent=2) + "\n",
+                )
                 bar.update(len(rows))
                 elapsed = time.perf_counter() - started
                 bar.set_postfix_str(f"{computed / elapsed:.2f} items/s" if elapsed > 0 else "")
@@ -248,7 +261,7 @@ def merge(directory: str | Path, out: str | Path | None = None, allow_partial: b
         path = directory / shard["file"]
         try:
             tables.append(pq.read_table(path, schema=SCHEMA))
-        except Exception:
+        except Exception:  # noqa: BLE001 - missing or unreadable: reported below
             missing.append(shard["file"])
     if missing and not allow_partial:
         raise InvalidArgumentError(

@@ -163,7 +163,9 @@ class SweepJob:
         if self.model is not None and not isinstance(self.model, str):
             raise bad(f"'model' must be a model name or null, got {self.model!r}")
         if (self.vectors is None) == (self.prompts is None):
-            raise bad("give exactly one of 'vectors' (a .safetensors/.npy file) and 'prompts' (a .txt/.jsonl file)")
+            raise bad(
+                "give exactly one of 'vectors' (a .safetensors/.npy file) and 'prompts' (a .txt/.jsonl file)"
+            )
         source = self.vectors if self.vectors is not None else self.prompts
         if not isinstance(source, str) or (files and not Path(source).expanduser().is_file()):
             raise bad(f"input file {source!r} does not exist")
@@ -185,7 +187,9 @@ class SweepJob:
         except InvalidArgumentError as exc:
             raise bad(str(exc)) from exc
         if self.settings.get("do_sample") and self.settings.get("seed") is None:
-            raise bad("do_sample without a seed is not reproducible; set settings.seed (or use greedy decoding)")
+            raise bad(
+                "do_sample without a seed is not reproducible; set settings.seed (or use greedy decoding)"
+            )
         return self
 
     # ---- identity ----------------------------------------------------------------------
@@ -227,7 +231,9 @@ def read_prompts(path: str | Path) -> list[str]:
             if isinstance(value, dict):
                 value = value.get("prompt")
             if not isinstance(value, str) or not value:
-                raise SweepConfigError(f"{path}:{number}: expected a string or {{\"prompt\": ...}}, got {line!r:.80}")
+                raise SweepConfigError(
+                    f'{path}:{number}: expected a string or {{"prompt": ...}}, got {line!r:.80}'
+                )
             prompts.append(value)
     if not prompts:
         raise SweepConfigError(f"prompts file {path} holds no prompt")
@@ -248,7 +254,9 @@ def read_vectors(job: SweepJob):
             tensors = load_file(str(path))
             if job.vectors_key is not None:
                 if job.vectors_key not in tensors:
-                    raise SweepConfigError(f"{path} has no tensor {job.vectors_key!r}; it has {sorted(tensors)}")
+                    raise SweepConfigError(
+                        f"{path} has no tensor {job.vectors_key!r}; it has {sorted(tensors)}"
+                    )
                 array = tensors[job.vectors_key]
             elif len(tensors) == 1:
                 array = next(iter(tensors.values()))
@@ -261,7 +269,9 @@ def read_vectors(job: SweepJob):
     if array.ndim == 1:
         array = array[None]
     if array.ndim != 2 or array.shape[0] == 0:
-        raise SweepConfigError(f"vectors file {path} must hold a non-empty [n, d_model] array, got shape {array.shape}")
+        raise SweepConfigError(
+            f"vectors file {path} must hold a non-empty [n, d_model] array, got shape {array.shape}"
+        )
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
@@ -292,4 +302,12 @@ def work_items(job: SweepJob) -> list[dict[str, Any]]:
     return items
 
 
-__all__ = ["FORMAT", "OutputConflictError", "SweepConfigError", "SweepJob", "read_prompts", "read_vectors", "work_items"]
+__all__ = [
+    "FORMAT",
+    "OutputConflictError",
+    "SweepConfigError",
+    "SweepJob",
+    "read_prompts",
+    "read_vectors",
+    "work_items",
+]

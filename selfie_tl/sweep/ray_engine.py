@@ -67,7 +67,7 @@ class _Actor:
     def setup(self) -> str | None:
         try:
             self.worker.setup()
-        except Exception as exc:  # reported to the driver as one line
+        except Exception as exc:  # noqa: BLE001 - reported to the driver as one line
             return f"{type(exc).__name__}: {exc}"
         return None
 
@@ -98,7 +98,9 @@ def run_ray(job: SweepJob, todo: list, workers: int = 1, address: str | None = N
             extra.update(ray_gpus=gpus, actors=n, actor_options=options)
         for i, error in enumerate(ray.get([a.setup.remote() for a in actors])):
             if error is not None:
-                raise ModelLoadError(f"ray worker {i} could not load model {job.model or 'default'!r}: {error}")
+                raise ModelLoadError(
+                    f"ray worker {i} could not load model {job.model or 'default'!r}: {error}"
+                )
         pending: dict[Any, Any] = {}
         queue = list(todo)
         by_index = {shard.index: shard for shard, _ in todo}

@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from selfie_tl.errors import ModelLoadError, SelfieError
+from selfie_tl.errors import ModelLoadError
 from selfie_tl.sweep.job import SweepJob, read_vectors
 
 SCHEMA = pa.schema([
@@ -103,12 +103,4 @@ class ShardWorker:
         return rows
 
 
-def run_safely(worker: ShardWorker, items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]] | None, str | None]:
-    """(rows, None), or (None, message) for an error of selfie_tl (bad item, bad setting)."""
-    try:
-        return worker.run(items), None
-    except SelfieError as exc:
-        return None, f"{type(exc).__name__}: {exc}"
-
-
-__all__ = ["SCHEMA", "ShardWorker", "load_model_spec", "run_safely"]
+__all__ = ["SCHEMA", "ShardWorker", "load_model_spec"]

@@ -25,8 +25,8 @@ def make_job(tmp_path, vectors_file):
     from selfie_tl.sweep import SweepJob
 
     def make(name="out", **over):
-        fields = dict(output=str(tmp_path / name), model="tiny:llama", vectors=str(vectors_file),
-                      settings={"k": 1, "max_new_tokens": 4, "batch_size": 2}, shard_size=3)  # fmt: skip
+        fields = {"output": str(tmp_path / name), "model": "tiny:llama", "vectors": str(vectors_file),
+                  "settings": {"k": 1, "max_new_tokens": 4, "batch_size": 2}, "shard_size": 3}  # fmt: skip
         fields.update(over)
         return SweepJob(**fields)
 

@@ -71,6 +71,8 @@ def test_bad_config_file(tmp_path):
 def test_prompts_jsonl(tmp_path):
     path = tmp_path / "p.jsonl"
     path.write_text('"a b"\n{"prompt": "c d"}\n')
-    job = SweepJob(output=str(tmp_path / "o"), model="tiny:llama", prompts=str(path), layers=[1], tokens=[0, -1])
+    job = SweepJob(
+        output=str(tmp_path / "o"), model="tiny:llama", prompts=str(path), layers=[1], tokens=[0, -1]
+    )
     items = work_items(job.check())
     assert [(i["prompt"], i["token"]) for i in items] == [("a b", 0), ("a b", -1), ("c d", 0), ("c d", -1)]

@@ -17,9 +17,11 @@ from selfie_tl.errors import ModelLoadError
 pytestmark = pytest.mark.ray
 
 if os.environ.get("CI") == "true":
-    import ray  # noqa: F401  (must be installed on CI: an ImportError fails the module)
+    import ray  # must be installed on CI: an ImportError fails the module
 else:
-    ray = pytest.importorskip("ray", reason="Ray not installed (pip install 'selfie_tl[ray]'); ray tests skipped")
+    ray = pytest.importorskip(
+        "ray", reason="Ray not installed (pip install 'selfie_tl[ray]'); ray tests skipped"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +42,8 @@ def test_ray_rows_equal_local_rows(ray_cluster, make_job, tmp_path, prompts_file
     assert result.extra["actors"] == 2 and result.shards_computed == 3
     pd.testing.assert_frame_equal(sweep.merge(local.output), sweep.merge(remote.output))
     # the prompts flavour too (capture on the worker)
-    common = dict(model="tiny:gpt2", prompts=str(prompts_file), layers=[1], tokens=[0, -1],
-                  settings={"k": 1, "max_new_tokens": 3}, shard_size=2)  # fmt: skip
+    common = {"model": "tiny:gpt2", "prompts": str(prompts_file), "layers": [1], "tokens": [0, -1],
+              "settings": {"k": 1, "max_new_tokens": 3}, "shard_size": 2}  # fmt: skip
     a = sweep.SweepJob(output=str(tmp_path / "pl"), **common)
     b = sweep.SweepJob(output=str(tmp_path / "pr"), **common)
     sweep.run(a, progress=False)
