@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,8 +15,11 @@ def run_local(job: SweepJob, todo: list, workers: int = 1, address: str | None =
     """Yield ``(shard, rows)`` for each shard of ``todo`` as it is computed."""
     from selfie_tl.sweep.core import SweepItemError
 
+    started = time.perf_counter()
     worker = ShardWorker(job)
     worker.setup()  # ModelLoadError before any shard
+    if extra is not None:
+        extra["setup_s"] = time.perf_counter() - started
     for shard, items in todo:
         try:
             rows = worker.run(items)

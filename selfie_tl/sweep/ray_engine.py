@@ -15,6 +15,7 @@ actor asks for ``num_gpus=1`` and loads the model on ``cuda``.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,7 @@ def run_ray(job: SweepJob, todo: list, workers: int = 1, address: str | None = N
     from selfie_tl.sweep.core import SweepItemError
 
     ray = _import_ray()
+    t0 = time.perf_counter()
     started = ensure_ray(workers, address)
     try:
         gpus = float(ray.cluster_resources().get("GPU", 0))
@@ -101,6 +103,8 @@ def run_ray(job: SweepJob, todo: list, workers: int = 1, address: str | None = N
                 raise ModelLoadError(
                     f"ray worker {i} could not load model {job.model or 'default'!r}: {error}"
                 )
+        if extra is not None:
+            extra["setup_s"] = time.perf_counter() - t0  # Ray start (if any), actors, model loads
         pending: dict[Any, Any] = {}
         queue = list(todo)
         by_index = {shard.index: shard for shard, _ in todo}
