@@ -78,13 +78,23 @@ class ShardWorker:
         if job.vectors is not None:
             vectors = torch.as_tensor(self.vectors[[item["vector_index"] for item in items]])
         else:
-            parts = []
+            # one forward per prompt of the shard, at every layer/position its items need
+            states: dict[tuple, Any] = {}
+            by_prompt: dict[str, list[dict[str, Any]]] = {}
             for item in items:
-                state = capture(model, item["prompt"], [item["layer"]], [item["token"]])[0, 0]
-                parts.append(state)
-                tokens = model.tokenizer(item["prompt"])["input_ids"]
-                item_row = rows[len(parts) - 1]
-                item_row["token_decoded"] = model.tokenizer.decode([tokens[item["token"]]])
+                by_prompt.setdefault(item["prompt"], []).append(item)
+            for prompt, group in by_prompt.items():
+                layers = sorted({it["layer"] for it in group})
+                positions = list(dict.fromkeys(it["token"] for it in group))
+                captured = capture(model, prompt, layers, positions)
+                for it in group:
+                    key = (prompt, it["layer"], it["token"])
+                    states[key] = captured[layers.index(it["layer"]), positions.index(it["token"])]
+            parts = []
+            for row, item in zip(rows, items, strict=True):
+                parts.append(states[(item["prompt"], item["layer"], item["token"])])
+                ids = model.tokenizer(item["prompt"])["input_ids"]
+                row["token_decoded"] = model.tokenizer.decode([ids[item["token"]]])
             vectors = torch.stack(parts)
         vectors = vectors.to(device=model.cfg.device, dtype=model.cfg.dtype)
         settings = dict(job.settings)

@@ -115,3 +115,60 @@ def test_cli_run_merge_and_errors(make_job, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "exactly one of" in err and "another job" in err
     assert sweep_main([str(config), "--workers", "2"]) == 2
+
+
+def test_prompts_rows_match_interpretations_of_captured_states(tmp_path, prompts_file):
+    from selfie_tl.hooks import capture
+
+    job = sweep.SweepJob(output=str(tmp_path / "o"), model="tiny:llama", prompts=str(prompts_file), layers=[1, 2],
+                         tokens=[0, -1], settings={"k": 1, "max_new_tokens": 3, "relevancy": False}, shard_size=8)  # fmt: skip
+    sweep.run(job, progress=False)
+    df = sweep.merge(job.output)
+    model = tiny_model("llama")
+    states = [capture(model, p, [layer], [tok])[0, 0] for p in ["The cat sat", "Paris is a city"]
+              for layer in (1, 2) for tok in (0, -1)]  # fmt: skip
+    import torch
+
+    expected = generate_interpretations(model, torch.stack(states), k=1, max_new_tokens=3, relevancy=False)
+    assert list(df["interpretation"]) == expected.texts
+    assert df["relevancy"].isna().all() and df["mean_relevancy"].isna().all()
+
+
+def test_bad_item_names_its_shard(tmp_path, prompts_file):
+    job = sweep.SweepJob(output=str(tmp_path / "o"), model="tiny:llama", prompts=str(prompts_file), layers=[1],
+                         tokens=[40], settings={"k": 1, "max_new_tokens": 2})  # fmt: skip
+    with pytest.raises(sweep.SweepItemError, match="shard 0"):
+        sweep.run(job, progress=False)
+
+
+def test_killed_process_resumes(make_job, tmp_path, vectors_file):
+    """SIGKILL a real ``sweep`` process once a shard is on disk; the re-run completes the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    many = tmp_path / "many.npy"
+    np.save(many, np.random.default_rng(1).normal(size=(60, 64)).astype("float32"))
+    job = make_job(vectors=str(many), shard_size=2, settings={"k": 1, "max_new_tokens": 8, "batch_size": 2})
+    config = tmp_path / "job.json"
+    config.write_text(json.dumps(job.to_dict()))
+    env = dict(os.environ, PYTHONPATH=str(Path(sweep.__file__).parents[2]), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "selfie_tl.sweep.cli", str(config), "--no-progress"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    shards = Path(job.output) / "shards"
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline and not list(shards.glob("shard-*.parquet")):
+        time.sleep(0.01)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = len(list(shards.glob("shard-*.parquet")))
+    assert finished < 30, "the process finished before it could be killed"
+    again = sweep.run(job, progress=False)
+    assert again.shards_skipped == finished and again.shards_computed == 30 - finished
+    df = sweep.merge(job.output)
+    assert list(df["item_index"]) == list(range(60)) and df["item_id"].is_unique
