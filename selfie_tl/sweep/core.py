@@ -220,8 +220,10 @@ def run(
         else:
             from selfie_tl.sweep.ray_engine import run_ray as compute
         bar = tqdm(total=n_todo, unit="item", desc=f"sweep ({engine})", disable=not progress, file=sys.stderr)
+        stream = None
         try:
-            for shard, rows in compute(job, todo, workers=workers, address=address, extra=extra):
+            stream = compute(job, todo, workers=workers, address=address, extra=extra)
+            for shard, rows in stream:
                 write_shard(directory, shard, rows)
                 done.add(shard.index)
                 computed += len(rows)
@@ -233,6 +235,8 @@ def run(
                 elapsed = time.perf_counter() - started
                 bar.set_postfix_str(f"{computed / elapsed:.2f} items/s" if elapsed > 0 else "")
         finally:
+            if stream is not None:
+                stream.close()  # stop the engine now (Ray: cancel tasks, kill actors), not at GC
             bar.close()
     seconds = time.perf_counter() - started
     return SweepResult(
