@@ -25,6 +25,10 @@ from selfie_tl.sweep.job import SweepJob
 
 MAX_RESTARTS = 2
 MAX_TASK_RETRIES = 2
+FAULT_ONCE = "SELFIE_TL_SWEEP_FAULT_ONCE"
+"""Testing hook: when this variable names a file that does not exist, the first actor to run a
+shard creates it and dies (its process exits), exercising Ray's actor restart and task retry.
+Forwarded from the driver's environment to the actors."""
 
 
 def _import_ray():
@@ -73,6 +77,10 @@ class _Actor:
         return None
 
     def run(self, index: int, items: list[dict]) -> tuple[int, list[dict] | None, str | None]:
+        marker = os.environ.get(FAULT_ONCE)
+        if marker and not os.path.exists(marker):  # fault injection for the retry test
+            Path(marker).write_text(str(index))
+            os._exit(1)
         try:
             return index, self.worker.run(items), None
         except SelfieError as exc:
@@ -92,6 +100,8 @@ def run_ray(job: SweepJob, todo: list, workers: int = 1, address: str | None = N
         use_gpu = gpus >= 1
         options: dict[str, Any] = {"max_restarts": MAX_RESTARTS, "max_task_retries": MAX_TASK_RETRIES}
         options.update({"num_gpus": 1, "num_cpus": 1} if use_gpu else {"num_cpus": 1})
+        if os.environ.get(FAULT_ONCE):
+            options["runtime_env"] = {"env_vars": {FAULT_ONCE: os.environ[FAULT_ONCE]}}
         device = job.device if job.device is not None else ("cuda" if use_gpu else None)
         n = min(workers, len(todo))
         actor_cls = ray.remote(_Actor).options(**options)

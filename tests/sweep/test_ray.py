@@ -77,3 +77,16 @@ def test_ray_resumes_a_local_run(ray_cluster, make_job, monkeypatch):
 def test_model_that_does_not_load_on_a_worker(ray_cluster, make_job):
     with pytest.raises(ModelLoadError, match="ray worker 0 could not load model 'tiny:nope'"):
         sweep.run(make_job(model="tiny:nope"), engine="ray", workers=1, progress=False)
+
+
+def test_dead_worker_is_restarted_and_its_shard_retried(ray_cluster, make_job, tmp_path, monkeypatch):
+    from selfie_tl.sweep.ray_engine import FAULT_ONCE
+
+    marker = tmp_path / "crashed"
+    monkeypatch.setenv(FAULT_ONCE, str(marker))
+    job = make_job()
+    result = sweep.run(job, engine="ray", workers=1, progress=False)
+    assert marker.exists(), "no worker died: the fault was not injected"
+    assert result.shards_computed == 3
+    df = sweep.merge(job.output)
+    assert list(df["item_index"]) == list(range(7)) and df["item_id"].is_unique
