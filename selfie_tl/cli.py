@@ -187,12 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _optional_subcommands():
-    try:
-        from selfie_tl.eval.cli import register
-        from selfie_tl.eval.control_cli import register as register_control_eval
-    except ImportError:
-        return []
-    return [register, register_control_eval]
+    """Subcommands defined beside the code they drive (each module has ``register``)."""
+    from selfie_tl.eval.cli import register
+    from selfie_tl.eval.control_cli import register as register_control_eval
+    from selfie_tl.sweep.cli import register as register_sweep
+
+    return [register, register_control_eval, register_sweep]
 
 
 def _interpretation_prompt(model, args):
@@ -389,6 +389,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             run_control_eval(args)  # returns the result dict, not an exit status
             return 0
+        if args.command == "sweep":
+            from selfie_tl.sweep.cli import run_sweep
+
+            return run_sweep(args)
         parser.error(f"unknown command {args.command!r}")
     except SelfieError as exc:
         print(f"selfie-tl: error: {exc}", file=sys.stderr)
