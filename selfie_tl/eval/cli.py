@@ -198,7 +198,7 @@ def run_eval(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
         if done is not None:
             write_text(out / "fact_completion.csv", done.to_csv(index=False))
         write_text(out / "summary.csv", summary.to_csv(index=False))
-        plot_accuracy(summary, out / "accuracy.png", title=f"Attribute extraction, {len(facts)} facts")
+        plot_accuracy(summary, out / "accuracy.png", title=f"Attribute extraction, {len(facts)} fact{'s' if len(facts) != 1 else ''}")
         write_text(out / "summary.json", json.dumps(json_safe(result), indent=2))
         print(f"wrote {out}/rows.csv, summary.csv, accuracy.png, summary.json")
     result["_rows"] = rows

@@ -57,10 +57,16 @@ def plot_accuracy(summary: pd.DataFrame, path: str | os.PathLike, title: str = "
             continue
         ax.plot(group.layer, group.accuracy * 100, marker="o", ms=3, color=color, label=method)
         ax.fill_between(group.layer, group.ci_low * 100, group.ci_high * 100, color=color, alpha=0.15)
+    # layers are whole numbers: tick exactly the layers read (no fractional axis for one layer)
+    layers = sorted({int(v) for v in summary.layer if v >= 0})
+    if layers:
+        ax.set_xticks(layers if len(layers) <= 16 else layers[:: -(-len(layers) // 16)])
+        ax.set_xlim(layers[0] - 1, layers[-1] + 1)
     ax.set_xlabel("layer read (residual stream entering block L)")
     ax.set_ylabel("attribute found (%)")
     ax.set_title(title)
-    ax.set_ylim(bottom=0)
+    top = float((summary.ci_high * 100).max()) if len(summary) else 0.0
+    ax.set_ylim(0, max(5.0, top * 1.1))  # an all-zero result still gets a readable axis
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()

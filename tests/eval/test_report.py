@@ -21,3 +21,23 @@ def test_format_table_cells():
     s = pd.DataFrame({"method": ["a", "b"], "layer": [3, 3], "accuracy": [0.5, 0.125],
                       "ci_low": [0.25, 0.0], "ci_high": [0.75, 0.3]})  # fmt: skip
     assert "50.0 [25-75]" in format_table(s) and "12.5 [0-30]" in format_table(s)
+
+
+def test_plot_of_one_layer_has_whole_number_ticks(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seen = {}
+    real_close = plt.close
+
+    def keep(fig):
+        seen["ticks"] = list(fig.axes[0].get_xticks())
+        real_close(fig)
+
+    monkeypatch.setattr(plt, "close", keep)
+    summary = pd.DataFrame({"method": ["selfie:summary"], "layer": [5], "accuracy": [0.0],
+                            "ci_low": [0.0], "ci_high": [0.0]})  # fmt: skip
+    plot_accuracy(summary, tmp_path / "a.png", title="Attribute extraction, 1 fact")
+    assert seen["ticks"] == [5]
