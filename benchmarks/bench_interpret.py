@@ -8,7 +8,13 @@ Measures, in one process and interleaved (so both sides see the same machine loa
    counted through ``hook_embed``);
 3. the full grid: every layer x the last 5 tokens of the demo prompt, with relevancy;
 4. cold (GGUF conversion) and warm ``load_model()`` time, and the peak RSS of
-   ``selfie-tl demo`` (each in a fresh subprocess).
+   ``selfie-tl demo`` (each in a fresh subprocess);
+5. ``profile``: ``torch.profiler`` over one batch-32, 20-token interpretation run, the top
+   operators by self time (with %), plus prefill vs decode time;
+6. ``levers``: the same generation with each optimisation switched off, interleaved
+   (``shared_ln1``, ``fast_attention``);
+7. ``cuda``: the throughput comparison on CUDA in float16 and bfloat16 (plain HF with its
+   default attention), or a line saying no GPU was available.
 
 Usage::
 
@@ -33,9 +39,10 @@ from pathlib import Path
 
 import torch
 
-import selfie_tl
-from selfie_tl.hf_reference import hf_interpret_ids
-from selfie_tl.models import GGUF_MEMBER, cache_dir, load_default_hf_model
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's selfie_tl, not another install
+import selfie_tl  # noqa: E402
+from selfie_tl.hf_reference import hf_interpret_ids  # noqa: E402
+from selfie_tl.models import GGUF_MEMBER, cache_dir, load_default_hf_model  # noqa: E402
 
 DEMO = "What is the highest mountain in the world?"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -54,20 +61,21 @@ def count_forwards(model, fn) -> int:
     return len(calls)
 
 
-def throughput(model, hf_model, prompt, vectors, batch_sizes, new_tokens, repeats):
+def throughput(model, hf_model, prompt, vectors, batch_sizes, new_tokens, repeats, sync=False):
     rows = []
+    timed_ = (lambda fn: timed(lambda: (fn(), torch.cuda.synchronize())[0])) if sync else timed
     for bs in batch_sizes:
         n = max(bs, min(len(vectors), 4 if bs == 1 else bs))
         vecs = vectors[:n]
         ours_t, hf_t, same = [], [], True
         for _ in range(repeats):
-            t1, ours = timed(
+            t1, ours = timed_(
                 lambda: selfie_tl.generate_interpretations(
                     model, vecs, prompt, k=2, max_new_tokens=new_tokens, batch_size=bs, relevancy=False
                 ).token_ids
             )
-            t2, ref = timed(
-                lambda: hf_interpret_ids(hf_model, prompt.input_ids, prompt.placeholder_positions, vecs, 2, new_tokens, bs)
+            t2, ref = timed_(
+                lambda: hf_interpret_ids(hf_model, torch.as_tensor(prompt.input_ids, device=hf_model.device), prompt.placeholder_positions, vecs, 2, new_tokens, bs)
             )
             ours_t.append(t1)
             hf_t.append(t2)
@@ -157,7 +165,81 @@ def loading_and_memory():
     return out
 
 
-PARTS = ["throughput", "relevancy", "grid", "loading"]
+def profile_run(model, prompt, vectors, bs, new_tokens, top=12):
+    """Where the time goes: top operators by self CPU time, and prefill vs decode."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from selfie_tl.generation import generate
+
+    vecs = vectors[:bs]
+
+    def run():
+        return selfie_tl.generate_interpretations(
+            model, vecs, prompt, k=2, max_new_tokens=new_tokens, batch_size=bs, relevancy=False
+        )
+
+    run()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        run()
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events) or 1
+    rows = [
+        {"op": e.key, "self_ms": round(e.self_cpu_time_total / 1000, 1),
+         "percent": round(100 * e.self_cpu_time_total / total, 1), "calls": e.count}
+        for e in events[:top]
+    ]  # fmt: skip
+    for r in rows:
+        print(f"  {r['op']:<28} {r['percent']:5.1f}%  {r['self_ms']:9.1f} ms  {r['calls']:>6} calls", flush=True)
+    ids = torch.as_tensor(prompt.input_ids)[None].expand(bs, -1)
+    pre, full = [], []
+    for _ in range(3):
+        pre.append(timed(lambda: generate(model, ids, 1))[0])
+        full.append(timed(lambda: generate(model, ids, new_tokens, eos_token_ids=[]))[0])
+    p, f = statistics.median(pre), statistics.median(full)
+    split = {"prefill_s": round(p, 3), "decode_per_step_ms": round(1000 * (f - p) / max(1, new_tokens - 1), 1),
+             "prefill_fraction": round(p / f, 3), "prompt_tokens": ids.shape[1], "batch_size": bs}  # fmt: skip
+    print(f"  {split}", flush=True)
+    return {"top_ops": rows, "split": split, "total_self_ms": round(total / 1000, 1)}
+
+
+def levers(model, prompt, bs, new_tokens, repeats):
+    """generate() with each optimisation on/off, interleaved; medians and ratios."""
+    from selfie_tl.generation import generate
+
+    ids = torch.as_tensor(prompt.input_ids)[None].expand(bs, -1)
+    settings = {"all on": {}, "shared_ln1=False": {"shared_ln1": False}, "fast_attention=False": {"fast_attention": False}}
+    times = {k: [] for k in settings}
+    for _ in range(repeats):
+        for name, kw in settings.items():
+            times[name].append(timed(lambda kw=kw: generate(model, ids, new_tokens, eos_token_ids=[], **kw))[0])
+    base = statistics.median(times["all on"])
+    out = {}
+    for name, ts in times.items():
+        m = statistics.median(ts)
+        out[name] = {"median_s": round(m, 3), "vs_all_on": round(m / base, 3), "runs": [round(t, 3) for t in ts]}
+        print(f"  {name:<22} {m:7.2f} s  x{m / base:.3f}", flush=True)
+    return out
+
+
+def cuda_throughput(prompt, vectors, batch_sizes, new_tokens, repeats):
+    """The throughput comparison on CUDA, in float16 and bfloat16 (HF: default attention)."""
+    if not torch.cuda.is_available():
+        print("  no GPU available (torch.cuda.is_available() is False): skipped", flush=True)
+        return {"skipped": "no GPU available"}
+    out = {"device": torch.cuda.get_device_name(0)}
+    for dtype in (torch.float16, torch.bfloat16):
+        model = selfie_tl.load_model(device="cuda", dtype=dtype)
+        hf_model, _ = load_default_hf_model()
+        hf_model = hf_model.to(device="cuda", dtype=dtype)
+        vecs = vectors.to("cuda", dtype)
+        print(f"  {dtype}:", flush=True)
+        out[str(dtype)] = throughput(model, hf_model, prompt, vecs, batch_sizes, new_tokens, repeats, sync=True)
+        del model, hf_model
+        torch.cuda.empty_cache()
+    return out
+
+
+PARTS = ["throughput", "relevancy", "grid", "loading", "profile", "levers", "cuda"]
 
 
 def main(argv=None) -> int:
@@ -203,6 +285,15 @@ def main(argv=None) -> int:
         print("grid:", flush=True)
         result["grid"] = grid(model, args.new_tokens if not args.quick else 5, args.grid_batch_size)
         print(f"  {result['grid']}", flush=True)
+    if "profile" in parts:
+        print(f"profile (batch {max(batch_sizes)}, {args.new_tokens} tokens, top ops by self CPU time):", flush=True)
+        result["profile"] = profile_run(model, prompt, vectors, max(batch_sizes), args.new_tokens)
+    if "levers" in parts:
+        print(f"levers (generate, batch {max(batch_sizes)}, {args.new_tokens} tokens, interleaved):", flush=True)
+        result["levers"] = levers(model, prompt, max(batch_sizes), args.new_tokens, repeats)
+    if "cuda" in parts:
+        print("cuda (float16 / bfloat16):", flush=True)
+        result["cuda"] = cuda_throughput(prompt, vectors, batch_sizes, args.new_tokens, repeats)
     if "loading" in parts:
         del hf_model
         print("loading and memory:", flush=True)
@@ -219,6 +310,12 @@ def main(argv=None) -> int:
               f"(+{rel['extra_forwards']} forwards) |")  # fmt: skip
     if g := result.get("grid"):
         print(f"| grid {g['interpretations']} interpretations, relevancy | {g['seconds']} s |")
+    if prof := result.get("profile"):
+        for r in prof["top_ops"][:6]:
+            print(f"| profile: {r['op']} | {r['percent']}% of self CPU time ({r['calls']} calls) |")
+        print(f"| profile: prefill share of generate time | {100 * prof['split']['prefill_fraction']:.0f}% |")
+    for name, v in result.get("levers", {}).items():
+        print(f"| lever {name} | {v['median_s']} s (x{v['vs_all_on']}) |")
     for key, value in result.get("loading", {}).items():
         print(f"| {key} | {value} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)

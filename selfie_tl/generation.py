@@ -23,6 +23,7 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from selfie_tl.errors import InvalidArgumentError, NumericalError
 from selfie_tl.fast_attention import fast_decode_attention, init_decode_cache
+from selfie_tl.fast_block import shared_ln1 as _shared_ln1
 from selfie_tl.hooks import HookFn, check_fwd_hooks, serialized
 from selfie_tl.validation import (
     as_bool,
@@ -217,6 +218,7 @@ def generate(
     fast_attention: bool = True,
     repetition_penalty: float = 1.0,
     no_repeat_ngram_size: int = 0,
+    shared_ln1: bool = True,
 ) -> GenerationOutput:
     """Generate up to ``max_new_tokens`` tokens for a batch of equal-length prompts.
 
@@ -240,6 +242,9 @@ def generate(
             :mod:`selfie_tl.fast_attention` (same hooks and tokens, fewer copies); installed
             on the model only while this call runs. ``False`` uses TransformerLens' own
             attention and KV cache throughout.
+        shared_ln1: normalise each block's attention input once instead of three times
+            (:mod:`selfie_tl.fast_block`; bypassed while a hook watches ``ln1``); ``False``
+            runs TransformerLens' blocks unchanged.
 
     Returns:
         A :class:`GenerationOutput`.
@@ -277,6 +282,7 @@ def generate(
     if generator is not None and not isinstance(generator, torch.Generator):
         raise InvalidArgumentError(f"generator must be None or a torch.Generator, got {generator!r:.80}")
     fast_attention = as_bool(fast_attention, "fast_attention")
+    shared_ln1 = as_bool(shared_ln1, "shared_ln1")
     prefill_hooks = check_fwd_hooks(model, prefill_hooks, "prefill_hooks")
     device = model.cfg.device
     input_ids = input_ids.to(device)
@@ -289,7 +295,8 @@ def generate(
     else:
         cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, batch)
         scope = contextlib.nullcontext()
-    with scope:
+    norm_scope = _shared_ln1(model) if shared_ln1 else contextlib.nullcontext()
+    with scope, norm_scope:
         with model.hooks(fwd_hooks=list(prefill_hooks)):
             resid = residual_stream(model, input_ids, cache, attention_mask)
         logits = final_logits(model, resid[:, -1])
@@ -315,11 +322,23 @@ def generate(
             hit_eos = torch.isin(choice, eos_ids) & ~finished
             lengths = torch.where(hit_eos, torch.tensor(step, device=device), lengths)
             finished |= hit_eos
-            if bool(finished.all()) or step == max_new_tokens - 1:
+            # One host sync per greedy step: whether to stop, folded with the finiteness
+            # check of the logits just chosen from (argmax of NaN is harmless; the error
+            # names the same step as a check right after the forward would).
+            if step == 0:
+                stop = bool(finished.all())
+            else:
+                flags = torch.stack([finished.all(), nonfinite]).tolist()
+                if flags[1]:
+                    raise _nonfinite(logits_seen, step)
+                stop = flags[0]
+            if stop or step == max_new_tokens - 1:
                 break
             resid = residual_stream(model, choice[:, None], cache)
             logits = final_logits(model, resid[:, -1])
-            if not bool(torch.isfinite(logits).all()):
+            nonfinite = ~torch.isfinite(logits).all()
+            logits_seen = logits
+            if do_sample and bool(nonfinite):  # sampling cannot choose from NaN: check now
                 raise _nonfinite(logits, step + 1)
     lengths = torch.where(lengths < 0, torch.tensor(tokens.shape[1], device=device), lengths)
     return GenerationOutput(tokens=tokens, probs=probs, lengths=lengths.tolist())
