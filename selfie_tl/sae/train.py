@@ -91,8 +91,8 @@ class SAETrainConfig(ConfigMixin):
     heldout_fraction: float = 0.05
     heldout_tokens: int = 4096
     epochs: float = 5.0
-    batch_size: int = 512
-    lr: float = 1e-3
+    batch_size: int = 256
+    lr: float = 3e-3
     seed: int = 0
     n_generated: int = 64
 

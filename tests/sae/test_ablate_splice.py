@@ -111,9 +111,8 @@ def test_spliced_refusals_and_cleanup_after_error(hsae, tiny_sae_lens, tiny_llam
     with pytest.raises(RuntimeError, match="boom"), spliced(hsae, tiny_sae_lens):
         raise RuntimeError("boom")
     assert attached_saes(hsae) == {} and hook_count(hsae) == 0
-    with pytest.raises(InvalidArgumentError, match="HookedSAETransformer"):
-        with spliced(tiny_llama, tiny_sae_lens):
-            pass
+    with pytest.raises(InvalidArgumentError, match="HookedSAETransformer"), spliced(tiny_llama, tiny_sae_lens):
+        pass
     wrong = tiny_sae(tiny_llama, layer=1, use_sae_lens=True)
     wrong.cfg.metadata.model_name = "gpt2-small"
     with pytest.raises(SAEMismatchError, match="gpt2-small"), spliced(hsae, wrong):
