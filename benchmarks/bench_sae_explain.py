@@ -69,9 +69,14 @@ def main() -> None:
     features = pool[: args.n_features]
     options = {"batch_size": args.batch_size} if args.batch_size else {}
     with tempfile.TemporaryDirectory() as out_dir:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         df = explain_features(model, sae, features, stats=stats, out_dir=out_dir, verbose=True, **options)
         record["explain_s"] = round(time.perf_counter() - t0, 1)
+        # CPU seconds of this process (all threads): on a machine shared with other jobs the
+        # wall time depends on their load, the CPU time much less.
+        record["explain_cpu_s"] = round(time.process_time() - c0, 1)
+        with open("/proc/loadavg") if os.path.exists("/proc/loadavg") else open(os.devnull) as fh:
+            record["loadavg_after"] = fh.read().strip()
     record.update(
         n_features=len(df), seconds_per_feature=round(record["explain_s"] / len(df), 3),
         settings=df.attrs["config"], auto_scale_ok=float(df.auto_scale_ok.mean()),

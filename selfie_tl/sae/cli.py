@@ -44,7 +44,7 @@ def add_explain_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser
                    help="explanation prompt: meaning, word, summary, or text with {} placeholders (default meaning)")  # fmt: skip
     p.add_argument("--inject-k", type=int, default=2, help="injection layer of SelfIE (default 2)")
     p.add_argument("--max-new-tokens", type=int, default=12)
-    p.add_argument("--explain-batch-size", type=int, default=32, help="features interpreted together (default 32)")
+    p.add_argument("--explain-batch-size", type=int, default=64, help="features interpreted together (default 64)")
     p.add_argument("--chunk-size", type=int, default=256, help="features per resumable chunk (default 256)")
     p.add_argument("--out-dir", default=None, help="folder for finished chunks; rerun to resume")
     p.add_argument("--n-context-tokens", type=int, default=8192, help="corpus tokens for top-activating tokens")

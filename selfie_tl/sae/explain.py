@@ -37,7 +37,7 @@ EXPLANATION_PROMPTS: dict[str, tuple[str, str, str, int]] = {
 """Interpretation prompts for features, by name (see :func:`explanation_prompt`)."""
 
 EXPLAIN_DEFAULTS: dict[str, Any] = {
-    "k": 2, "max_new_tokens": 12, "batch_size": 32, "scale": "auto", "norm_match": True,
+    "k": 2, "max_new_tokens": 12, "batch_size": 64, "scale": "auto", "norm_match": True,
     "auto_scales": [0.5, 1.0, 2.0, 4.0], "relevancy": True,
 }  # fmt: skip
 """Interpretation settings :func:`explain_features` starts from (any can be overridden)."""
