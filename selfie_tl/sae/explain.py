@@ -204,6 +204,9 @@ def explain_features(
     settings = {**EXPLAIN_DEFAULTS, **(config.to_dict() if config is not None else {}), **options}
     settings = {k: v for k, v in settings.items() if v is not None}
     cfg = InterpretationConfig.from_dict(settings).validate(model)
+    from selfie_tl.sae.splice import check_injection_free
+
+    check_injection_free(model, cfg.k, cfg.inject_layers)
     ip = explanation_prompt(model.tokenizer, prompt)
     extra = {"hook": info.hook_name, "d_sae": info.d_sae, "top_tokens": top_tokens, "logit_lens_k": logit_lens_k,
              "sae_digest": float(sae.W_dec.detach().float().sum())}  # fmt: skip

@@ -106,6 +106,8 @@ def test_spliced_refusals_and_cleanup_after_error(hsae, tiny_sae_lens, tiny_llam
     with spliced(hsae, tiny_sae_lens):
         with pytest.raises(InvalidArgumentError, match="spliced into blocks.1.hook_resid_pre"):
             check_injection_free(hsae, 1)
+        with pytest.raises(InvalidArgumentError, match="where SelfIE injects with k=1"):
+            explain_features(hsae, tiny_sae_lens, [0], contexts=torch.randint(0, 250, (2, 8)), k=1, verbose=False)
         with pytest.raises(SAEMismatchError, match="already spliced"), spliced(hsae, tiny_sae_lens):
             pass
     with pytest.raises(RuntimeError, match="boom"), spliced(hsae, tiny_sae_lens):
