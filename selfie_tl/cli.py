@@ -190,9 +190,10 @@ def _optional_subcommands():
     """Subcommands defined beside the code they drive (each module has ``register``)."""
     from selfie_tl.eval.cli import register
     from selfie_tl.eval.control_cli import register as register_control_eval
+    from selfie_tl.sae.cli import register as register_sae
     from selfie_tl.sweep.cli import register as register_sweep
 
-    return [register, register_control_eval, register_sweep]
+    return [register, register_control_eval, register_sae, register_sweep]
 
 
 def _interpretation_prompt(model, args):
@@ -389,6 +390,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             run_control_eval(args)  # returns the result dict, not an exit status
             return 0
+        if args.command == "sae":
+            from selfie_tl.sae.cli import run_sae
+
+            return run_sae(args)
         if args.command == "sweep":
             from selfie_tl.sweep.cli import run_sweep
 

@@ -162,6 +162,8 @@ def sae_directions(
 
     Duck-typed: any object with a ``W_dec`` of shape ``[d_sae, d_model]`` works (SAELens'
     ``SAE``, a hand-rolled ``nn.Module``, a ``SimpleNamespace``); SAELens is not needed.
+    With ``model``, an SAE whose config names its hook is also checked against the model
+    (:func:`selfie_tl.sae.check_sae`: width, residual hook, source model).
     Decoder rows are usually unit-norm, far shorter than residual states, so
     :func:`rescale` them (e.g. to :func:`typical_norm`) before injecting.
 
@@ -186,6 +188,12 @@ def sae_directions(
         )
     if w_dec.ndim != 2:
         raise InvalidArgumentError(f"W_dec must be 2-D [d_sae, d_model], got shape {tuple(w_dec.shape)}")
+    if model is not None and getattr(sae, "cfg", None) is not None:
+        # SAELens SAEs (and look-alikes) name their hook and model: check them against this model.
+        from selfie_tl.sae._compat import check_sae, sae_info
+
+        if sae_info(sae).hook_name is not None:
+            check_sae(model, sae)
     if model is not None and w_dec.shape[1] != model.cfg.d_model:
         raise VectorError(
             f"W_dec has width {w_dec.shape[1]} but the model's d_model is {model.cfg.d_model}; "
