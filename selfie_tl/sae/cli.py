@@ -167,7 +167,7 @@ def run_explain(args: argparse.Namespace, model: Any = None, sae: Any = None) ->
             raise InvalidArgumentError(f"--parquet needs pyarrow ({exc}); use --csv instead") from exc
     if args.html:
         write_features_html(out["explained"], args.html, scores=scores, summary=summary,
-                            meta={"command": "selfie-tl sae " + " ".join(sys.argv[2:])})  # fmt: skip
+                            meta={"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])})  # fmt: skip
     if not args.quiet:
         print(f"{len(df)} features explained in {out['explain_s']:.0f} s", file=sys.stderr)
     return out
