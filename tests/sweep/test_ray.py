@@ -40,7 +40,9 @@ def test_ray_rows_equal_local_rows(ray_cluster, make_job, tmp_path, prompts_file
     sweep.run(local, progress=False)
     result = sweep.run(remote, engine="ray", workers=2, progress=False)
     assert result.extra["actors"] == 2 and result.shards_computed == 3
-    pd.testing.assert_frame_equal(sweep.merge(local.output), sweep.merge(remote.output))
+    # Same tokens and texts; scores equal up to float reduction order (Ray actors run one
+    # torch thread, the local run the machine's default), hence the tolerance.
+    _assert_same_rows(sweep.merge(local.output), sweep.merge(remote.output))
     # the prompts flavour too (capture on the worker)
     common = {"model": "tiny:gpt2", "prompts": str(prompts_file), "layers": [1], "tokens": [0, -1],
               "settings": {"k": 1, "max_new_tokens": 3}, "shard_size": 2}  # fmt: skip
@@ -48,7 +50,16 @@ def test_ray_rows_equal_local_rows(ray_cluster, make_job, tmp_path, prompts_file
     b = sweep.SweepJob(output=str(tmp_path / "pr"), **common)
     sweep.run(a, progress=False)
     sweep.run(b, engine="ray", workers=2, progress=False)
-    pd.testing.assert_frame_equal(sweep.merge(a.output), sweep.merge(b.output))
+    _assert_same_rows(sweep.merge(a.output), sweep.merge(b.output))
+
+
+def _assert_same_rows(left: pd.DataFrame, right: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(left, right, check_exact=False, rtol=1e-3, atol=1e-5)
+    for column in ("interpretation", "generated_tokens"):
+        if column in left:
+            assert left[column].map(list if column == "generated_tokens" else str).tolist() == right[column].map(
+                list if column == "generated_tokens" else str
+            ).tolist()
 
 
 def test_ray_resumes_a_local_run(ray_cluster, make_job, monkeypatch):
