@@ -226,15 +226,10 @@ def json_safe(value: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Standalone entry point (``python -m selfie_tl.eval.cli``)."""
-    parser = add_arguments(argparse.ArgumentParser(prog="selfie-tl eval", description=__doc__.split("\n\n")[0]))
-    args = parser.parse_args(argv)
-    try:
-        run_eval(args)
-    except InvalidArgumentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    """Standalone entry point (``python -m selfie_tl.eval.cli``): the same as ``selfie-tl eval ...`` (one parser, one error handler)."""
+    from selfie_tl.cli import main as cli_main
+
+    return cli_main(['eval', *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.eval.cli import json_safe
 from selfie_tl.eval.control_reinforcement import REWARDS, ReinforcementEvalConfig
 from selfie_tl.eval.control_supervised import SupervisedEvalConfig
@@ -156,16 +155,10 @@ def _save(out: Path | None, result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Standalone entry point (``python -m selfie_tl.eval.control_cli supervised ...``)."""
-    parser = argparse.ArgumentParser(prog="selfie-tl", description=__doc__.split("\n\n")[0])
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["control-eval", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        run_control_eval(args)
-    except InvalidArgumentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    """Standalone entry point (``python -m selfie_tl.eval.control_cli supervised ...``): the same as ``selfie-tl control-eval ...`` (one parser, one error handler)."""
+    from selfie_tl.cli import main as cli_main
+
+    return cli_main(['control-eval', *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from selfie_tl.errors import InvalidArgumentError, SelfieError
+from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.sae.train import add_train_arguments, config_from_args, run_train
 
 
@@ -205,15 +205,10 @@ def run_sae(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m selfie_tl.sae.cli``."""
-    parser = argparse.ArgumentParser(prog="python -m selfie_tl.sae.cli")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["sae", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return run_sae(args)
-    except SelfieError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    """``python -m selfie_tl.sae.cli``: the same as ``selfie-tl sae ...`` (one parser, one error handler)."""
+    from selfie_tl.cli import main as cli_main
+
+    return cli_main(['sae', *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

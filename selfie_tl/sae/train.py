@@ -420,15 +420,10 @@ def run_train(args: argparse.Namespace, model: HookedTransformer | None = None) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m selfie_tl.sae.train``."""
-    parser = add_train_arguments(argparse.ArgumentParser(prog="python -m selfie_tl.sae.train", description=__doc__.split("\n\n")[0]))
-    args = parser.parse_args(argv)
-    try:
-        run_train(args)
-    except InvalidArgumentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    """``python -m selfie_tl.sae.train``: the same as ``selfie-tl sae train ...`` (one parser, one error handler)."""
+    from selfie_tl.cli import main as cli_main
+
+    return cli_main(['sae', 'train', *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

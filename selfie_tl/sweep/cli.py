@@ -67,19 +67,10 @@ def run_sweep(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (``python -m selfie_tl.sweep.cli CONFIG ...``), same errors as
-    ``selfie-tl``: a :class:`~selfie_tl.errors.SelfieError` prints one line and exits 2."""
-    from selfie_tl.errors import SelfieError
+    """Stand-alone entry point (``python -m selfie_tl.sweep.cli CONFIG ...``): the same as ``selfie-tl sweep ...`` (one parser, one error handler)."""
+    from selfie_tl.cli import main as cli_main
 
-    parser = argparse.ArgumentParser(prog="selfie-tl")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub)
-    args = parser.parse_args(["sweep", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return run_sweep(args)
-    except SelfieError as exc:
-        print(f"selfie-tl: error: {exc}", file=sys.stderr)
-        return 2
+    return cli_main(['sweep', *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
