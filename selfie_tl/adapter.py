@@ -31,7 +31,7 @@ from transformer_lens import HookedTransformer
 from selfie_tl.artifacts import ModelFingerprint, fingerprint, load_artifact, save_artifact
 from selfie_tl.config import ConfigMixin, resolve_config
 from selfie_tl.errors import InvalidArgumentError, SelfieError
-from selfie_tl.generation import left_pad, pad_id
+from selfie_tl.generation import final_logits, left_pad, pad_id
 from selfie_tl.hooks import check_layer, check_vectors, injection_hooks, serialized
 from selfie_tl.prompts import InterpretationPrompt, as_prompt, tokenize
 from selfie_tl.validation import as_bool, as_float, as_int, check_context, check_model
@@ -148,12 +148,13 @@ class AdapterConfig(ConfigMixin):
 
     Attributes:
         k: injection layer used while training (use the same at inference).
-        steps: optimiser steps (full batch over the training pairs).
+        steps: optimiser steps.
         lr: Adam learning rate.
         rank: extra low-rank term (0: scale + bias only, as published).
         weight_decay: L2 pull of the bias toward 0.
-        seed: initialisation seed.
-        batch_size: rows per forward pass (gradients are accumulated over the whole set).
+        seed: initialisation and minibatch seed.
+        batch_size: training pairs per step, drawn without replacement and reshuffled
+            each pass over the set (with ``batch_size >= n`` every step sees all pairs).
         verbose: progress bar.
 
     Example:
@@ -238,33 +239,50 @@ def train_adapter(
     optimizer = torch.optim.Adam(adapter.parameters(), lr=config.lr)
     flags = [(p, p.requires_grad) for p in model.parameters()]
     history: list[float] = []
+    order = torch.Generator().manual_seed(config.seed)
+    queue: list[int] = []
     try:
         for p, _ in flags:
             p.requires_grad_(False)
         for _ in tqdm(range(config.steps), desc="training adapter", disable=not config.verbose, leave=False):
+            if len(queue) < min(config.batch_size, len(targets)):
+                queue += torch.randperm(len(targets), generator=order).tolist()
+            rows, queue = queue[: config.batch_size], queue[config.batch_size :]
             optimizer.zero_grad()
-            total = torch.zeros((), device=model.cfg.device)
-            for start in range(0, len(targets), config.batch_size):
-                rows = slice(start, start + config.batch_size)
-                hooks = injection_hooks(model, adapter(vectors[rows]), prompt.placeholder_positions, k)
-                logits = model.run_with_hooks(full[rows], fwd_hooks=hooks, attention_mask=mask[rows])
-                pred = logits[:, prompt_len - 1 : -1].float().log_softmax(-1)
-                gold = full[rows, prompt_len:]
-                nll = -pred.gather(-1, gold[..., None]).squeeze(-1)
-                weight = mask[rows, prompt_len:].float()
-                loss = (nll * weight).sum() / weight.sum().clamp_min(1) * (weight.shape[0] / len(targets))
-                if config.weight_decay:
-                    loss = loss + config.weight_decay * adapter.bias.pow(2).mean()
-                loss.backward()
-                total = total + loss.detach()
+            loss = _target_nll(model, adapter(vectors[rows]), prompt, full[rows], mask[rows], k)
+            if config.weight_decay:
+                loss = loss + config.weight_decay * adapter.bias.pow(2).mean()
+            loss.backward()
             optimizer.step()
-            history.append(float(total))
+            history.append(float(loss.detach()))
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)
     adapter.trained_on = fingerprint(model)
     adapter.info = {"config": config.to_dict(), "n_train": len(targets), "prompt": prompt.text, "losses": history}
     return adapter.eval()
+
+
+def _target_nll(
+    model: HookedTransformer,
+    injected: Float[Tensor, "batch d_model"],
+    prompt: InterpretationPrompt,
+    tokens: Tensor,
+    mask: Tensor,
+    k: int,
+) -> Tensor:
+    """Mean NLL of the target tokens after ``prompt`` with ``injected`` at layer ``k``.
+
+    Only the target positions are unembedded (the vocabulary projection of the prompt
+    positions would cost about a fifth of the forward pass for nothing).
+    """
+    prompt_len = len(prompt.input_ids)
+    hooks = injection_hooks(model, injected, prompt.placeholder_positions, k)
+    resid = model.run_with_hooks(tokens, fwd_hooks=hooks, attention_mask=mask, stop_at_layer=model.cfg.n_layers)
+    logits = final_logits(model, resid[:, prompt_len - 1 : -1])
+    nll = -logits.float().log_softmax(-1).gather(-1, tokens[:, prompt_len:, None]).squeeze(-1)
+    weight = mask[:, prompt_len:].float()
+    return (nll * weight).sum() / weight.sum().clamp_min(1)
 
 
 __all__ = [

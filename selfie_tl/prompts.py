@@ -306,6 +306,31 @@ class InterpretationPrompt:
         """
         return [self.tokenizer.decode([int(self.input_ids[i])]) for i in self.placeholder_positions]
 
+    def filled(self, text: str) -> str:
+        """The prompt's text with each run of placeholders written as ``text`` instead.
+
+        What the model would read if the entity were spelled out: the reference an
+        injected vector is compared with (the adapter's ``describe`` objective, literal
+        ceilings). A space separates ``text`` from a word character next to it.
+
+        Example:
+            >>> from selfie_tl.testing import tiny_tokenizer
+            >>> p = InterpretationPrompt(tiny_tokenizer(), ("About ", 0, 0, "? It is", 0, "is"))
+            >>> p.filled("Paris")
+            'About Paris? It is Paris is'
+        """
+        if not isinstance(text, str) or not text.strip():
+            raise PromptError(f"filled() needs a non-empty text, got {text!r}")
+        out: list[str] = []
+        for i, part in enumerate(self.parts):
+            if not _is_placeholder(part):
+                out.append(part)
+            elif i + 1 == len(self.parts) or not _is_placeholder(self.parts[i + 1]):
+                following = self.parts[i + 1] if i + 1 < len(self.parts) else ""
+                before = " " if out and out[-1][-1:].isalnum() else ""
+                out.append(before + text + (" " if following[:1].isalnum() else ""))
+        return "".join(out)
+
     @classmethod
     def from_format(cls, tokenizer: Any, template: str, **kwargs: Any) -> InterpretationPrompt:
         """Build a prompt from text in which each ``{}`` is a placeholder.
@@ -391,6 +416,31 @@ def default_interpretation_prompt(tokenizer: Any, reply: str = SUMMARY_REPLY) ->
         return InterpretationPrompt.from_chat(tokenizer, assistant_prefix=reply)
     summary = "Summary of the message:" if reply == SUMMARY_REPLY else reply
     return InterpretationPrompt(tokenizer, ("Message: ", *[PLACEHOLDER] * N_PLACEHOLDERS, f"\n{summary}"))
+
+
+def prompt_from_spec(tokenizer: Any, spec: dict[str, Any] | None) -> InterpretationPrompt:
+    """Build a prompt from its JSON-able description, the form presets and evaluation
+    templates are stored in.
+
+    ``None`` is the default prompt; ``{"chat": {...}}`` holds :func:`chat_parts` keyword
+    arguments (placeholders inside the user turn, rendered in the tokenizer's chat format);
+    ``{"parts": [...]}`` holds literal parts (strings and ``0``).
+
+    Raises:
+        PromptError: the spec is neither of these.
+
+    Example:
+        >>> from selfie_tl.testing import tiny_tokenizer
+        >>> prompt_from_spec(tiny_tokenizer(), {"parts": ["Say ", 0, "!"]}).text
+        'Say _ !'
+    """
+    if spec is None:
+        return as_prompt(tokenizer, None)
+    if isinstance(spec, dict) and set(spec) == {"chat"} and isinstance(spec["chat"], dict):
+        return InterpretationPrompt(tokenizer, chat_parts(tokenizer, **spec["chat"]))
+    if isinstance(spec, dict) and set(spec) == {"parts"} and isinstance(spec["parts"], list | tuple):
+        return InterpretationPrompt(tokenizer, tuple(spec["parts"]))
+    raise PromptError(f'a prompt spec is None, {{"chat": {{...}}}} or {{"parts": [...]}}, got {spec!r:.120}')
 
 
 def as_prompt(tokenizer: Any, prompt: Any = None) -> InterpretationPrompt:

@@ -3,18 +3,20 @@
 Placeholder positions come from :class:`~selfie_tl.prompts.InterpretationPrompt` (character
 offsets), the same rule as everywhere else in selfie_tl.
 
-Templates (``TEMPLATES``) are functions ``tokenizer -> InterpretationPrompt``; the
+Templates are stored as prompt specs (``TEMPLATE_SPECS``, the JSON form presets use) and
+built by :func:`template_prompt` (``TEMPLATES`` holds them as functions); the
 ``relation`` template is special: it is built per fact from the fact's own relation
 template (``"{} is located in the country of"`` -> ``"_ _ _ _ _ is located in the country of"``).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 from selfie_tl.errors import InvalidArgumentError, PromptError
-from selfie_tl.prompts import PLACEHOLDER, SUMMARY_REPLY, InterpretationPrompt, chat_parts
+from selfie_tl.prompts import PLACEHOLDER, SUMMARY_REPLY, InterpretationPrompt, chat_parts, prompt_from_spec
 
 N_SLOTS = 5
 
@@ -74,26 +76,53 @@ def relation_prompt(tokenizer: Any, template: str, n_placeholders: int = N_SLOTS
     return plain_prompt(tokenizer, before, after, n_placeholders)
 
 
-TemplateFn = Callable[[Any], InterpretationPrompt]
+def _chat(before: str, after: str, assistant: str = "") -> dict[str, Any]:
+    return {"chat": {"user_before": before, "user_after": after, "assistant_prefix": assistant, "n_placeholders": N_SLOTS}}
 
 
-def _summary(tok: Any) -> InterpretationPrompt:
-    return chat_prompt(tok, "", "", SUMMARY_REPLY)
+def _plain(before: str, after: str) -> dict[str, Any]:
+    return {"parts": [p for p in (before, *([PLACEHOLDER] * N_SLOTS), after) if p != ""]}
 
 
-TEMPLATES: dict[str, TemplateFn] = {
+TEMPLATE_SPECS: dict[str, dict[str, Any]] = {
     # The paper's default prompt (what selfie_tl.default_interpretation_prompt builds).
-    "summary": _summary,
+    "summary": _chat("", "", SUMMARY_REPLY),
     # The prompt that did best in an independent run on this data (see issue 7).
-    "where_from": lambda tok: chat_prompt(tok, "Where is ", "from, and what is it known for?"),
-    "tell_me": lambda tok: chat_prompt(tok, "Tell me about ", "", "Sure!"),
-    "facts": lambda tok: chat_prompt(
-        tok, "What are the key facts about ", "? Mention its country, owner, language or field.", "Key facts:"
-    ),
-    "wiki": lambda tok: plain_prompt(tok, "Wikipedia article: ", "\n\n", N_SLOTS),
-    "repeat": lambda tok: chat_prompt(tok, "Repeat the name: ", "", "The name is"),
+    "where_from": _chat("Where is ", "from, and what is it known for?"),
+    "tell_me": _chat("Tell me about ", "", "Sure!"),
+    "facts": _chat("What are the key facts about ", "? Mention its country, owner, language or field.", "Key facts:"),
+    "wiki": _plain("Wikipedia article: ", "\n\n"),
+    # The entity as the subject of an encyclopedia article's first sentence.
+    "wiki_is": _plain("From Wikipedia, the free encyclopedia\n\n", "is"),
+    "repeat": _chat("Repeat the name: ", "", "The name is"),
 }
-"""Fixed templates by name. ``"relation"`` (per fact) is handled by :func:`template_prompt`."""
+"""Fixed templates by name, as prompt specs (:func:`selfie_tl.prompts.prompt_from_spec`,
+the form presets store). ``"relation"`` (per fact) is handled by :func:`template_prompt`."""
+
+TEMPLATES: dict[str, Callable[[Any], InterpretationPrompt]] = {
+    name: (lambda spec: lambda tok: prompt_from_spec(tok, spec))(spec) for name, spec in TEMPLATE_SPECS.items()
+}
+"""Fixed templates by name, as functions ``tokenizer -> InterpretationPrompt``."""
+
+
+def template_spec(name: str) -> dict[str, Any] | None:
+    """The prompt spec of a fixed template or ``preset:<name>`` (what a preset file stores).
+
+    Raises:
+        InvalidArgumentError: ``relation`` (built per fact) or an unknown name.
+
+    Example:
+        >>> template_spec("tell_me")["chat"]["assistant_prefix"]
+        'Sure!'
+    """
+    if name.startswith(PRESET_PREFIX):
+        from selfie_tl.presets import get_preset
+
+        return get_preset(name[len(PRESET_PREFIX) :]).prompt
+    if name not in TEMPLATE_SPECS:
+        raise InvalidArgumentError(f"no fixed prompt spec for template {name!r}; choose from {list(TEMPLATE_SPECS)}")
+    return json.loads(json.dumps(TEMPLATE_SPECS[name]))
+
 
 RELATION = "relation"
 

@@ -25,7 +25,7 @@ from importlib import resources
 from typing import Any
 
 from selfie_tl.errors import InvalidArgumentError
-from selfie_tl.prompts import InterpretationPrompt, as_prompt, chat_parts
+from selfie_tl.prompts import InterpretationPrompt, prompt_from_spec
 
 PRESET_FORMAT_VERSION = 1
 
@@ -52,11 +52,7 @@ class Preset:
 
     def interpretation_prompt(self, tokenizer: Any) -> InterpretationPrompt:
         """The preset's interpretation prompt for ``tokenizer``."""
-        if self.prompt is None:
-            return as_prompt(tokenizer, None)
-        if "chat" in self.prompt:
-            return InterpretationPrompt(tokenizer, chat_parts(tokenizer, **self.prompt["chat"]))
-        return as_prompt(tokenizer, tuple(self.prompt["parts"]))
+        return prompt_from_spec(tokenizer, self.prompt)
 
     def config(self, **overrides: Any):
         """An :class:`~selfie_tl.interpret.InterpretationConfig` with the preset's settings."""
