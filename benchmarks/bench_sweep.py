@@ -75,8 +75,11 @@ def main() -> None:
     parser.add_argument("--shard-size", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2, help="Ray CPU actors")
-    parser.add_argument("--local-threads", default="1",
-                        help="torch threads of the local engine, comma-separated for several runs")
+    parser.add_argument(
+        "--local-threads",
+        default="1",
+        help="torch threads of the local engine, comma-separated for several runs",
+    )
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()

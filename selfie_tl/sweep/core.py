@@ -241,7 +241,9 @@ def run(
                 from selfie_tl.sweep.ray_engine import run_ray
 
                 stream = run_ray(job, todo, workers=workers, address=address, extra=extra, pool=pool)
-            bar = tqdm(total=n_todo, unit="item", desc=f"sweep ({engine})", disable=not progress, file=sys.stderr)
+            bar = tqdm(
+                total=n_todo, unit="item", desc=f"sweep ({engine})", disable=not progress, file=sys.stderr
+            )
             try:
                 for shard, rows in stream:
                     write_shard(directory, shard, rows)

@@ -24,6 +24,7 @@ Fixed costs are kept off the critical path:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterator
@@ -91,7 +92,9 @@ def actor_resources(ray, workers: int) -> tuple[dict[str, Any], int | None, bool
     resources = ray.cluster_resources()
     if float(resources.get("GPU", 0)) >= 1:
         return {"num_gpus": 1, "num_cpus": 1}, None, True
-    per_node = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU")]
+    per_node = [
+        n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU")
+    ]
     cpus = int(float(resources.get("CPU", 1)) // workers)
     if per_node:
         cpus = min(cpus, int(min(per_node)))
@@ -187,10 +190,8 @@ class RayPool:
 
     def close(self) -> None:
         for actor in self.actors:
-            try:
+            with contextlib.suppress(Exception):  # already gone
                 self.ray.kill(actor)
-            except Exception:  # noqa: BLE001 - already gone
-                pass
         self.actors, self.setup_refs = [], []
         if self.started_ray:
             self.ray.shutdown()
@@ -232,7 +233,9 @@ def run_ray(job: SweepJob, todo: list, workers: int = 1, address: str | None = N
                 return
             error, timings = ray.get(pool.setup_refs[i])
             if error is not None:
-                raise ModelLoadError(f"ray worker {i} could not load model {job.model or 'default'!r}: {error}")
+                raise ModelLoadError(
+                    f"ray worker {i} could not load model {job.model or 'default'!r}: {error}"
+                )
             setup_done[i] = True
             if extra is not None:
                 for key in ("created_at", "setup_at", "ready_at"):  # seconds since the pool started
@@ -265,8 +268,6 @@ def run_ray(job: SweepJob, todo: list, workers: int = 1, address: str | None = N
     finally:
         for ref, (kind, _) in pending.items():
             if kind == "run":
-                try:
+                with contextlib.suppress(Exception):  # the actor is killed next anyway
                     ray.cancel(ref, force=True)
-                except Exception:  # noqa: BLE001 - the actor is killed next anyway
-                    pass
         pool.close()

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from selfie_tl.sweep import SweepJob
-from selfie_tl.sweep import ray_engine
+from selfie_tl.sweep import SweepJob, ray_engine
 
 
 class FakeRay:
