@@ -160,6 +160,15 @@ def prepare(job: SweepJob, directory: Path) -> tuple[str, list[dict], list[Shard
     return fingerprint, items, shards, done
 
 
+def _all_done_per_manifest(directory: Path) -> bool:
+    """Whether ``directory``'s manifest marks every shard done (then no engine is started early)."""
+    try:
+        data = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+        return bool(data["shards"]) and all(s["done"] for s in data["shards"])
+    except Exception:  # noqa: BLE001 - no or unreadable manifest: a fresh job
+        return False
+
+
 def write_shard(directory: Path, shard: Shard, rows: list[dict]) -> Path:
     """Write one shard atomically (temporary sibling, then rename)."""
     from selfie_tl.files import atomic_path
@@ -208,36 +217,52 @@ def run(
         raise InvalidArgumentError("the local engine runs one model in this process; use engine='ray' for "
                                    "workers > 1 or an address")  # fmt: skip
     directory = Path(job.output).expanduser()
-    fingerprint, items, shards, done = prepare(job, directory)
-    todo = [(s, items[s.start : s.stop]) for s in shards if s.index not in done]
-    n_todo = sum(len(chunk) for _, chunk in todo)
-    started = time.perf_counter()
+    started = time.perf_counter()  # wall time of the whole call: planning, engine start-up, shards
+    pool = None
+    if engine == "ray" and not _all_done_per_manifest(directory):
+        # Start Ray and the actors (their imports and model loads) now, while this process
+        # plans the work and checks the finished shards.
+        from selfie_tl.sweep.ray_engine import RayPool
+
+        pool = RayPool(job, workers, address)
     computed = 0
     extra: dict[str, Any] = {}
-    if todo:
-        if engine == "local":
-            from selfie_tl.sweep.local import run_local as compute
-        else:
-            from selfie_tl.sweep.ray_engine import run_ray as compute
-        bar = tqdm(total=n_todo, unit="item", desc=f"sweep ({engine})", disable=not progress, file=sys.stderr)
-        stream = None
-        try:
-            stream = compute(job, todo, workers=workers, address=address, extra=extra)
-            for shard, rows in stream:
-                write_shard(directory, shard, rows)
-                done.add(shard.index)
-                computed += len(rows)
-                write_text(
-                    directory / MANIFEST,
-                    json.dumps(_manifest(job, fingerprint, shards, done, len(items)), indent=2) + "\n",
-                )
-                bar.update(len(rows))
-                elapsed = time.perf_counter() - started
-                bar.set_postfix_str(f"{computed / elapsed:.2f} items/s" if elapsed > 0 else "")
-        finally:
-            if stream is not None:
-                stream.close()  # stop the engine now (Ray: cancel tasks, kill actors), not at GC
-            bar.close()
+    stream = None
+    try:
+        fingerprint, items, shards, done = prepare(job, directory)
+        todo = [(s, items[s.start : s.stop]) for s in shards if s.index not in done]
+        n_todo = sum(len(chunk) for _, chunk in todo)
+        if todo:
+            if engine == "local":
+                from selfie_tl.sweep.local import run_local
+
+                stream = run_local(job, todo, extra=extra)
+            else:
+                from selfie_tl.sweep.ray_engine import run_ray
+
+                stream = run_ray(job, todo, workers=workers, address=address, extra=extra, pool=pool)
+            bar = tqdm(
+                total=n_todo, unit="item", desc=f"sweep ({engine})", disable=not progress, file=sys.stderr
+            )
+            try:
+                for shard, rows in stream:
+                    write_shard(directory, shard, rows)
+                    done.add(shard.index)
+                    computed += len(rows)
+                    write_text(
+                        directory / MANIFEST,
+                        json.dumps(_manifest(job, fingerprint, shards, done, len(items)), indent=2) + "\n",
+                    )
+                    bar.update(len(rows))
+                    elapsed = time.perf_counter() - started
+                    bar.set_postfix_str(f"{computed / elapsed:.2f} items/s" if elapsed > 0 else "")
+            finally:
+                bar.close()
+    finally:
+        if stream is not None:
+            stream.close()  # stop the engine now (Ray: cancel tasks, kill actors), not at GC
+        if pool is not None:
+            pool.close()  # idempotent; also when there was nothing to do or planning failed
     seconds = time.perf_counter() - started
     return SweepResult(
         output=directory, fingerprint=fingerprint, n_items=len(items), n_shards=len(shards),
