@@ -216,3 +216,24 @@ def test_tokenize_rejects_empty(tok):
     with pytest.raises(PromptError, match="non-empty"):
         tokenize(tok, "")
     assert tokenize(tok, "hi").tolist() == [104, 105]
+
+
+def test_filled_spells_the_entity_where_the_placeholders_were():
+    from selfie_tl.prompts import InterpretationPrompt
+    from selfie_tl.testing import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    assert InterpretationPrompt(tok, ("Tell me about ", 0, 0, 0, "?")).filled("Rome") == "Tell me about Rome?"
+    assert InterpretationPrompt(tok, ("A\n\n", 0, 0, "is")).filled("Rome") == "A\n\nRome is"
+    assert InterpretationPrompt(tok, (0, "x")).filled("Rome") == "Rome x"
+    with pytest.raises(PromptError):
+        InterpretationPrompt(tok, (0, "x")).filled(" ")
+
+
+@pytest.mark.parametrize("spec", [{"chat": 1}, {"parts": "x"}, {"text": "a"}, "a _", {"chat": {}, "parts": []}])
+def test_prompt_from_spec_rejects(spec):
+    from selfie_tl.prompts import prompt_from_spec
+    from selfie_tl.testing import tiny_tokenizer
+
+    with pytest.raises(PromptError, match="prompt spec"):
+        prompt_from_spec(tiny_tokenizer(), spec)

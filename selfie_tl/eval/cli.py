@@ -87,6 +87,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (1 is often fastest on a shared, busy machine)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    search = parser.add_argument_group(
+        "search", "choose settings on the validation split, then report them on the test split (--search)"
+    )
+    search.add_argument("--search", action="store_true",
+                        help="greedy search over templates and levers on the validation facts, then an ablation "
+                        "on the test facts (paper recipe, each lever alone, all combined, control, logit lens); "
+                        "writes search.csv, ablation.csv and chosen_preset.json to --out")
+    search.add_argument("--search-templates", default=None,
+                        help="comma list of templates the search tries (default: summary, facts, where_from, tell_me, wiki_is)")
+    search.add_argument("--search-space", default=None, metavar="FILE",
+                        help="JSON with SearchSpace fields (templates, levers) replacing the default space")
+    search.add_argument("--search-adapter", action="append", default=[], metavar="FILE",
+                        help="an adapter file the search tries as a lever (repeatable; train one with "
+                        "benchmarks/train_adapter.py on the train split)")
     return parser
 
 
@@ -120,6 +134,78 @@ def config_from_args(args: argparse.Namespace) -> AttributeEvalConfig:
     )  # fmt: skip
 
 
+def run_search(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
+    """``selfie-tl eval --search``: search on validation, ablation on test, files to ``--out``.
+
+    Returns:
+        The JSON summary (also ``<out>/search.json``) with ``_trials`` and ``_ablation``
+        DataFrames.
+    """
+    from selfie_tl.eval.data import load_known_facts
+    from selfie_tl.eval.search import SearchSpace, ablation, preset_document, search_settings
+
+    if getattr(args, "split", "all") != "all":
+        raise InvalidArgumentError("--search chooses on the validation split and reports on test; drop --split")
+    if args.preset or args.prompts:
+        raise InvalidArgumentError("--search chooses the prompt itself; drop --preset/--prompts (use --search-templates)")
+    space = SearchSpace()
+    if args.search_space:
+        try:
+            space = SearchSpace.from_dict(json.loads(Path(args.search_space).read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as exc:
+            raise InvalidArgumentError(f"--search-space {args.search_space!r}: {exc}") from exc
+    if args.search_templates:
+        space.templates = [t.strip() for t in args.search_templates.split(",") if t.strip()]
+    for path in args.search_adapter:
+        if not Path(path).is_file():
+            raise InvalidArgumentError(f"--search-adapter {path!r} is not a file")
+    if args.search_adapter:
+        space.levers["adapter"] = [{"adapter": str(Path(p).resolve())} for p in args.search_adapter]
+    space.validate()
+    layers = parse_layers(args.layers)
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+    validation = load_known_facts(args.data, args.limit, split="validation")
+    test = load_known_facts(args.data, args.limit, split="test")
+    if model is None:
+        from selfie_tl import load_model
+
+        model = load_model(args.model) if args.model else load_model()
+    layers = AttributeEvalConfig(layers=layers).resolved_layers(model)
+    k = 2 if args.k is None else args.k
+    common = {"k": k, "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size, "verbose": not args.quiet}
+    t0 = time.perf_counter()
+    found = search_settings(model, validation, layers, space, **common)
+    t1 = time.perf_counter()
+    table = ablation(model, test, layers, found, logit_lens_k=args.logit_lens_k, n_bootstrap=args.n_bootstrap,
+                     seed=args.seed, **common)  # fmt: skip
+    t2 = time.perf_counter()
+    result: dict[str, Any] = {
+        "model": args.model or "default (SmolLM2-135M-Instruct)", "data": args.data or "packaged known_facts.csv",
+        "n_validation": len(validation), "n_test": len(test), "layers": layers, "k": k,
+        "chosen": {"template": found.template, "settings": found.settings},
+        "ablation": table.to_dict(orient="records"),
+        "timings_s": {"search": round(t1 - t0, 1), "ablation": round(t2 - t1, 1)},
+    }  # fmt: skip
+    print(f"\nSearch on {len(validation)} validation facts, layers {layers}: chose {found.template} {found.settings}")
+    print(f"Test split ({len(test)} facts), best layer per configuration (accuracy %, 95% CI):")
+    for row in table.itertuples():
+        print(f"  {row.config:<40} L{row.best_layer:<3} {100 * row.accuracy:5.1f} [{100 * row.ci_low:.1f}-{100 * row.ci_high:.1f}]  mean over layers {100 * row.mean:.1f}")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(out / "search.csv", found.trials.to_csv(index=False))
+        write_text(out / "ablation.csv", table.to_csv(index=False))
+        document = preset_document(found, table, layers=layers, n_validation=len(validation), n_test=len(test))
+        write_text(out / "chosen_preset.json", json.dumps(json_safe(document), indent=2))
+        write_text(out / "search.json", json.dumps(json_safe(result), indent=2))
+        print(f"wrote {out}/search.csv, ablation.csv, chosen_preset.json, search.json")
+    result["_trials"], result["_ablation"] = found.trials, table
+    return result
+
+
 def run_eval(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
     """Run the evaluation the flags describe, print the summary, write ``--out`` files.
 
@@ -130,6 +216,8 @@ def run_eval(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
     Returns:
         The JSON summary (also written to ``<out>/summary.json``).
     """
+    if getattr(args, "search", False):
+        return run_search(args, model)
     from selfie_tl.eval.attributes import evaluate_attributes
     from selfie_tl.eval.data import load_known_facts
     from selfie_tl.eval.facts import fact_completion

@@ -76,3 +76,53 @@ def test_edited_metadata_is_caught(tiny_llama, tmp_path):
     save_file(load_file(str(path)), str(path), metadata={"selfie_tl_edit": json.dumps(doc)})
     with pytest.raises(AdapterMismatchError, match="SHA-256"):
         load_adapter(path, tiny_llama)
+
+
+def test_target_loss_equals_the_full_logits_computation(tiny_llama):
+    """The training loss unembeds only the target positions; it equals the plain computation."""
+    from selfie_tl.adapter import _target_nll
+    from selfie_tl.hooks import injection_hooks
+    from selfie_tl.prompts import as_prompt
+
+    prompt = as_prompt(tiny_llama.tokenizer, None)
+    n = len(prompt.input_ids)
+    targets = torch.tensor([[5, 6, 7], [8, 9, 0]])
+    tokens = torch.cat([prompt.input_ids[None].expand(2, -1), targets], dim=1)
+    mask = torch.ones_like(tokens)
+    mask[1, -1] = 0  # a right-padded target
+    v = torch.randn(2, 64)
+    got = _target_nll(tiny_llama, v, prompt, tokens, mask, 1)
+    logits = tiny_llama.run_with_hooks(tokens, fwd_hooks=injection_hooks(tiny_llama, v, prompt.placeholder_positions, 1),
+                                       attention_mask=mask)  # fmt: skip
+    logp = logits[:, n - 1 : -1].log_softmax(-1)
+    nll = -logp.gather(-1, targets[..., None]).squeeze(-1)
+    expected = (nll * mask[:, n:]).sum() / mask[:, n:].sum()
+    torch.testing.assert_close(got, expected)
+
+
+def test_minibatches_cover_every_pair(tiny_llama, monkeypatch):
+    import selfie_tl.adapter as adapter_mod
+
+    seen = []
+    real = adapter_mod._target_nll
+
+    def spy(model, injected, prompt, tokens, mask, k):
+        seen.append(tokens.shape[0])
+        return real(model, injected, prompt, tokens, mask, k)
+
+    monkeypatch.setattr(adapter_mod, "_target_nll", spy)
+    train_adapter(tiny_llama, torch.randn(5, 64), [" a", " b", " c", " d", " e"], k=1, steps=4, batch_size=2, verbose=False)
+    assert seen == [2, 2, 2, 2]  # the queue is refilled with a fresh permutation before it runs short
+
+
+def test_describe_targets_are_the_models_own_reading(tiny_llama):
+    from selfie_tl.eval.adapter_training import entity_targets
+    from selfie_tl.generation import complete
+    from selfie_tl.prompts import as_prompt
+
+    prompt = as_prompt(tiny_llama.tokenizer, None)
+    got = entity_targets(tiny_llama, ["Paris", "Rome"], prompt, "describe", target_tokens=4)
+    assert got == [t or " " + s for t, s in zip(complete(tiny_llama, [prompt.filled("Paris"), prompt.filled("Rome")], 4), ["Paris", "Rome"])]
+    assert entity_targets(tiny_llama, ["Paris"], prompt, "name") == [" Paris"]
+    with pytest.raises(Exception, match="objective"):
+        entity_targets(tiny_llama, ["Paris"], prompt, "attribute")
