@@ -1,11 +1,14 @@
-"""Train the self-interpretation adapter shipped with the ``best`` preset (training split only).
+"""Train a self-interpretation adapter on the known facts' *train* split (never validation
+or test), for one evaluation template.
 
-    python benchmarks/train_adapter.py --template facts --facts 24 --layers 9,15,21 --steps 20 \\
-        --out selfie_tl/presets/best-adapter.safetensors
+    python benchmarks/train_adapter.py --template wiki_is --objective describe --layers 12,15,18 \\
+        --steps 60 --batch-size 16 --out adapter-wiki_is.safetensors
 
-Objective: the interpretation of a training subject's last-token state names the subject
-(never an attribute). Prints the loss curve; the file is safetensors + JSON with the model's
-fingerprint (a few KB).
+Objectives (:mod:`selfie_tl.eval.adapter_training`; neither sees an attribute): ``name``,
+the interpretation of a training subject's last-token state names the subject;
+``describe``, it starts like the model's own answer to the same prompt with the subject
+spelled out. Prints the loss; the file is safetensors + JSON with the model's fingerprint
+(a few KB). Try it on validation with ``selfie-tl eval --search --search-adapter FILE``.
 """
 
 from __future__ import annotations
@@ -15,18 +18,21 @@ import time
 
 import selfie_tl
 from selfie_tl.eval import load_known_facts
-from selfie_tl.eval.adapter_training import train_entity_adapter
+from selfie_tl.eval.adapter_training import OBJECTIVES, train_entity_adapter
 from selfie_tl.eval.templates import template_prompt
 from selfie_tl.indices import parse_index_spec
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--template", default="facts")
-    parser.add_argument("--facts", type=int, default=24, help="training facts used (from the train split)")
-    parser.add_argument("--layers", default="9,15,21")
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--template", default="wiki_is")
+    parser.add_argument("--objective", default="describe", choices=OBJECTIVES)
+    parser.add_argument("--target-tokens", type=int, default=12, help="length of the describe targets")
+    parser.add_argument("--facts", type=int, default=None, help="use only this many training facts")
+    parser.add_argument("--layers", default="12,15,18")
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--k", type=int, default=2)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -35,14 +41,16 @@ def main() -> None:
     prompt = template_prompt(model.tokenizer, args.template)
     start = time.perf_counter()
     adapter = train_entity_adapter(
-        model, facts, parse_index_spec(args.layers), prompt, k=args.k, steps=args.steps, lr=args.lr,
-        batch_size=16, verbose=True,
+        model, facts, parse_index_spec(args.layers), prompt, objective=args.objective,
+        target_tokens=args.target_tokens, k=args.k, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
+        verbose=True,
     )  # fmt: skip
     adapter.info["template"] = args.template
     adapter.save(args.out, model)
     losses = adapter.info["losses"]
+    head, tail = sum(losses[:5]) / len(losses[:5]), sum(losses[-5:]) / len(losses[-5:])
     print(f"trained on {len(facts)} facts x {args.layers} in {time.perf_counter() - start:.0f} s; "
-          f"loss {losses[0]:.3f} -> {losses[-1]:.3f}; scale {float(adapter.scale):.3f}, "
+          f"loss (mean of 5 steps) {head:.3f} -> {tail:.3f}; scale {float(adapter.scale):.3f}, "
           f"|bias| {float(adapter.bias.norm()):.2f}; saved {args.out}")  # fmt: skip
 
 

@@ -261,7 +261,33 @@ def ablation(
     add(f"control (no injection, {result.template})", result.template, None,
         {-1: [bool(r["correct"]) for r in control]})  # fmt: skip
     add("logit lens", None, None, _accuracy_by_layer(logit_lens_rows(model, facts, vecs, layers, logit_lens_k), layers))
+    if "subject" in facts.columns:
+        add(f"reading the name ({result.template}, subject spelled out)", result.template, None,
+            {-1: spelled_out_hits(model, facts, result.template, max_new_tokens, batch_size)})  # fmt: skip
     return pd.DataFrame(table, columns=ABLATION_COLUMNS)
+
+
+def spelled_out_hits(
+    model: HookedTransformer, facts: pd.DataFrame, template: str, max_new_tokens: int = 20, batch_size: int = 64
+) -> list[bool]:
+    """Per fact, whether the model names the attribute when the template's placeholders are
+    replaced by the subject's name (:meth:`~selfie_tl.prompts.InterpretationPrompt.filled`):
+    what the prompt gets when the model *reads* the entity, the reference SelfIE's
+    injected state is aiming at. Greedy, no decoding controls.
+
+    Example:
+        >>> from selfie_tl.eval import load_known_facts
+        >>> from selfie_tl.testing import tiny_model
+        >>> len(spelled_out_hits(tiny_model(), load_known_facts(limit=2), "tell_me", max_new_tokens=2))
+        2
+    """
+    from selfie_tl.eval.facts import attribute_match
+    from selfie_tl.eval.templates import template_prompt
+    from selfie_tl.generation import complete
+
+    prompt = template_prompt(model.tokenizer, template)
+    texts = complete(model, [prompt.filled(s) for s in facts["subject"]], max_new_tokens, batch_size)
+    return [attribute_match(t, a) for t, a in zip(texts, facts["attribute"])]
 
 
 def preset_document(result: SearchResult, ablation_table: pd.DataFrame | None = None, **notes: Any) -> dict[str, Any]:
@@ -291,4 +317,5 @@ __all__ = [
     "ablation",
     "preset_document",
     "search_settings",
+    "spelled_out_hits",
 ]

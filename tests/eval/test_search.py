@@ -63,7 +63,8 @@ def test_real_runs_on_a_tiny_model(tiny_llama):
     assert len(found.trials) == 3 and {"acc_L1", "acc_L2"} <= set(found.trials.columns)
     table = ablation(tiny_llama, facts, [1, 2], found, k=1, max_new_tokens=3, n_bootstrap=20, verbose=False)
     assert table.config.iloc[0] == "paper"
-    assert table.config.iloc[-2].startswith("control") and table.config.iloc[-1] == "logit lens"
+    assert table.config.iloc[-3].startswith("control") and table.config.iloc[-2] == "logit lens"
+    assert table.config.iloc[-1].startswith("reading the name")
     assert "chosen (all combined)" in table.config.tolist()
     assert ((table.ci_low <= table.accuracy) & (table.accuracy <= table.ci_high)).all()
 
