@@ -71,8 +71,8 @@ from selfie_tl.relevancy import (
     relevancy_scores,
     relevant_spans,
 )
-from selfie_tl.shared_prefill import SharedPrefill, shared_prefill_applies
 from selfie_tl.scaling import DEFAULT_AUTO_SCALES, choose_scales, placeholder_norm, scale_criteria
+from selfie_tl.shared_prefill import SharedPrefill, shared_prefill_applies
 from selfie_tl.validation import (
     as_bool,
     as_float,

@@ -81,7 +81,7 @@ class SharedPrefill:
         >>> model = tiny_model()
         >>> shared = SharedPrefill.build(model, model.to_tokens("abcd")[0], k=1, split=2)
         >>> [tuple(key.shape[:2]) for key in shared.keys]
-        [(1, 4), (1, 2)]
+        [(1, 4), (1, 2), (1, 2)]
     """
 
     k: int

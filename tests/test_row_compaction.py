@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
-import selfie_tl.generation as generation
+from selfie_tl import generation
 from selfie_tl.errors import NumericalError
 from selfie_tl.fast_attention import init_decode_cache
 from selfie_tl.generation import generate, left_pad, residual_stream
@@ -64,7 +64,7 @@ def test_tokens_and_lengths_equal_stock(name, fast_attention, request, monkeypat
 
 
 @pytest.mark.parametrize("name", MODELS)
-@pytest.mark.parametrize("controls", [dict(repetition_penalty=1.3), dict(no_repeat_ngram_size=2)])
+@pytest.mark.parametrize("controls", [{"repetition_penalty": 1.3}, {"no_repeat_ngram_size": 2}])
 def test_decoding_controls_equal_stock(name, controls, request):
     _compare(request.getfixturevalue(name), **controls)
 

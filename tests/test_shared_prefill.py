@@ -51,7 +51,7 @@ def test_interpretations_equal_stock_prefill(name, k, request):
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize(
     "settings",
-    [dict(mode="add", scale=0.5), dict(overlay_strength=0.5), dict(inject_layers=2), dict(repetition_penalty=1.3)],
+    [{"mode": "add", "scale": 0.5}, {"overlay_strength": 0.5}, {"inject_layers": 2}, {"repetition_penalty": 1.3}],
 )
 def test_injection_settings_equal_stock_prefill(name, settings, request):
     model = request.getfixturevalue(name)
