@@ -47,7 +47,9 @@ class GenerationOutput:
         tokens: ``[batch, steps]`` chosen ids; after a row's end-of-sequence token the row
             holds that token repeated.
         probs: ``[batch, steps]`` probability of each chosen token (temperature 1, before any
-            sampling filter), from the generation pass itself.
+            sampling filter), from the generation pass itself. After a row's end the values
+            are padding: the probability of repeating the end token while the row stayed in
+            the batch, NaN once it was dropped (``drop_finished``).
         lengths: per row, the number of tokens before the first end-of-sequence token.
     """
 
