@@ -217,9 +217,9 @@ def levers(model, prompt, vectors, bs, new_tokens, repeats):
     ids = torch.as_tensor(prompt.input_ids)[None].expand(bs, -1)
     vecs = vectors[:bs]
 
-    def interp(tokens, **kw):
+    def interp(tokens, k=2, **kw):
         return lambda: selfie_tl.generate_interpretations(
-            model, vecs, prompt, k=2, max_new_tokens=tokens, batch_size=bs, relevancy=False, **kw
+            model, vecs, prompt, k=k, max_new_tokens=tokens, batch_size=bs, relevancy=False, **kw
         )
 
     settings = {
@@ -231,6 +231,8 @@ def levers(model, prompt, vectors, bs, new_tokens, repeats):
         "interpret: drop_finished=False": interp(new_tokens, drop_finished=False),
         "prefill (k=2): all on": interp(1),
         "prefill (k=2): shared_prefill=False": interp(1, shared_prefill=False),
+        "prefill (k=15): all on": interp(1, k=15),
+        "prefill (k=15): shared_prefill=False": interp(1, k=15, shared_prefill=False),
     }  # fmt: skip
     times = {k: [] for k in settings}
     for _ in range(repeats):
