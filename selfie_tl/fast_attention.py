@@ -91,6 +91,15 @@ class DecodeKVCacheEntry(TransformerLensKeyValueCacheEntry):
         self.past_values = self._values[:, :, :end].transpose(1, 2)
         return self.past_keys, self.past_values
 
+    def select_rows(self, rows: Tensor) -> None:
+        """Keep only batch rows ``rows`` (a 1-D index), in that order: the buffers, the
+        rotated-key memo and the views are gathered, nothing is recomputed."""
+        self._keys = self._keys.index_select(0, rows)
+        self._values = self._values.index_select(0, rows)
+        self._rot_keys_t = self._rot_keys_t.index_select(0, rows)
+        self.past_keys = self._keys[:, : self.length]
+        self.past_values = self._values[:, :, : self.length].transpose(1, 2)
+
     def rotated_keys_t(self, attn: AbstractAttention, attention_mask: Tensor | None) -> Tensor:
         """``[batch, kv_head, d_head, pos_so_far]``: the cached keys rotated as the stock
         ``attn.apply_rotary(keys, 0, attention_mask)`` would, rotating only new positions."""

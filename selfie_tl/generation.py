@@ -11,7 +11,7 @@ which the relevancy score reuses.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ from selfie_tl.errors import InvalidArgumentError, NumericalError
 from selfie_tl.fast_attention import fast_decode_attention, init_decode_cache
 from selfie_tl.fast_block import shared_ln1 as _shared_ln1
 from selfie_tl.hooks import HookFn, check_fwd_hooks, serialized
+from selfie_tl.row_compaction import any_hook_attached, select_cache_rows
 from selfie_tl.validation import (
     as_bool,
     as_float,
@@ -46,7 +47,9 @@ class GenerationOutput:
         tokens: ``[batch, steps]`` chosen ids; after a row's end-of-sequence token the row
             holds that token repeated.
         probs: ``[batch, steps]`` probability of each chosen token (temperature 1, before any
-            sampling filter), from the generation pass itself.
+            sampling filter), from the generation pass itself. After a row's end the values
+            are padding: the probability of repeating the end token while the row stayed in
+            the batch, NaN once it was dropped (``drop_finished``).
         lengths: per row, the number of tokens before the first end-of-sequence token.
     """
 
@@ -188,8 +191,9 @@ def _check_eos(model: HookedTransformer, eos_token_ids: Any) -> list[int]:
     return [int(t) for t in items]
 
 
-def _nonfinite(logits: Tensor, step: int) -> NumericalError:
-    rows = (~torch.isfinite(logits).all(dim=-1)).nonzero().flatten().tolist()
+def _nonfinite(logits: Tensor, step: int, batch_rows: Tensor | None = None) -> NumericalError:
+    bad = (~torch.isfinite(logits).all(dim=-1)).nonzero().flatten()
+    rows = (bad if batch_rows is None else batch_rows[bad]).tolist()
     where = "the prefill" if step == 0 else f"decode step {step}"
     error = NumericalError(
         f"the model's logits became NaN or inf at {where} for batch rows {rows[:10]}; the residual stream "
@@ -219,6 +223,8 @@ def generate(
     repetition_penalty: float = 1.0,
     no_repeat_ngram_size: int = 0,
     shared_ln1: bool = True,
+    drop_finished: bool = True,
+    prefill: Callable[[TransformerLensKeyValueCache], Tensor] | None = None,
 ) -> GenerationOutput:
     """Generate up to ``max_new_tokens`` tokens for a batch of equal-length prompts.
 
@@ -245,6 +251,16 @@ def generate(
         shared_ln1: normalise each block's attention input once instead of three times
             (:mod:`selfie_tl.fast_block`; bypassed while a hook watches ``ln1``); ``False``
             runs TransformerLens' blocks unchanged.
+        drop_finished: in greedy decoding, drop rows that have ended from the batch (and
+            their KV cache, :mod:`selfie_tl.row_compaction`) so they stop costing compute;
+            kept while any hook is attached to the model (hooks then see the full batch)
+            and when sampling (the random stream would change). Tokens and lengths are
+            those of ``False``; ``probs`` after a dropped row's end are NaN (not computed)
+            instead of the probability of repeating its end token.
+        prefill: replaces the prefill forward (then ``prefill_hooks`` are not used): called
+            with the fresh, empty KV cache, it must fill it for every prompt position and
+            return the residual before the final norm whose last position is the prompt's
+            last (as :meth:`selfie_tl.shared_prefill.SharedPrefill.run` does).
 
     Returns:
         A :class:`GenerationOutput`.
@@ -283,6 +299,9 @@ def generate(
         raise InvalidArgumentError(f"generator must be None or a torch.Generator, got {generator!r:.80}")
     fast_attention = as_bool(fast_attention, "fast_attention")
     shared_ln1 = as_bool(shared_ln1, "shared_ln1")
+    drop_finished = as_bool(drop_finished, "drop_finished") and not do_sample
+    if prefill is not None and not callable(prefill):
+        raise InvalidArgumentError(f"prefill must be None or a callable taking the cache, got {prefill!r:.80}")
     prefill_hooks = check_fwd_hooks(model, prefill_hooks, "prefill_hooks")
     device = model.cfg.device
     input_ids = input_ids.to(device)
@@ -297,49 +316,71 @@ def generate(
         scope = contextlib.nullcontext()
     norm_scope = _shared_ln1(model) if shared_ln1 else contextlib.nullcontext()
     with scope, norm_scope:
-        with model.hooks(fwd_hooks=list(prefill_hooks)):
-            resid = residual_stream(model, input_ids, cache, attention_mask)
+        if prefill is not None:
+            resid = prefill(cache)
+        else:
+            with model.hooks(fwd_hooks=list(prefill_hooks)):
+                resid = residual_stream(model, input_ids, cache, attention_mask)
         logits = final_logits(model, resid[:, -1])
         if not bool(torch.isfinite(logits).all()):
             raise _nonfinite(logits, 0)
 
         tokens = torch.empty(batch, 0, dtype=torch.long, device=device)
         probs = torch.empty(batch, 0, device=device)
-        finished = torch.zeros(batch, dtype=torch.bool, device=device)
         lengths = torch.full((batch,), -1, dtype=torch.long, device=device)
+        # The compute batch: `rows` (full-batch indices; None = all rows, in order) and the
+        # per-row state of those rows. Rows leave it only through `_drop`.
+        rows: Tensor | None = None
+        prompt_ids = input_ids
+        finished = torch.zeros(batch, dtype=torch.bool, device=device)
         for step in range(max_new_tokens):
             logits = logits.float()
             scores = logits
+            own = tokens if rows is None else tokens.index_select(0, rows)
             if repetition_penalty != 1.0 or no_repeat_ngram_size > 0:
-                history = torch.cat([input_ids, tokens], dim=1)
+                history = torch.cat([prompt_ids, own], dim=1)
                 scores = process_logits(logits, history, repetition_penalty, no_repeat_ngram_size)
             choice = _choose(scores, do_sample, temperature, top_k, top_p, generator)
             # Finished rows keep emitting their EOS so the batch stays rectangular.
-            choice = torch.where(finished, tokens[:, -1] if step else choice, choice)
+            choice = torch.where(finished, own[:, -1] if step else choice, choice)
             prob = logits.softmax(dim=-1).gather(-1, choice[:, None])
-            tokens = torch.cat([tokens, choice[:, None]], dim=1)
-            probs = torch.cat([probs, prob], dim=1)
+            if rows is None:
+                full_choice, full_prob = choice, prob
+            else:  # dropped rows repeat their end token; their probability is not computed
+                full_choice = tokens[:, -1].index_copy(0, rows, choice)
+                full_prob = torch.full((batch, 1), float("nan"), device=device).index_copy(0, rows, prob)
+            tokens = torch.cat([tokens, full_choice[:, None]], dim=1)
+            probs = torch.cat([probs, full_prob], dim=1)
             hit_eos = torch.isin(choice, eos_ids) & ~finished
-            lengths = torch.where(hit_eos, torch.tensor(step, device=device), lengths)
+            here = torch.where(hit_eos, torch.tensor(step, device=device), lengths if rows is None else lengths[rows])
+            lengths = here if rows is None else lengths.index_copy(0, rows, here)
             finished |= hit_eos
-            # One host sync per greedy step: whether to stop, folded with the finiteness
-            # check of the logits just chosen from (argmax of NaN is harmless; the error
-            # names the same step as a check right after the forward would).
+            # One host sync per greedy step: how many rows are done (whether to stop, and
+            # whether to drop rows), folded with the finiteness check of the logits just
+            # chosen from (argmax of NaN is harmless; the error names the same step as a
+            # check right after the forward would).
             if step == 0:
-                stop = bool(finished.all())
+                done = int(finished.sum())
             else:
-                flags = torch.stack([finished.all(), nonfinite]).tolist()
+                flags = torch.stack([finished.sum(), nonfinite.long()]).tolist()
                 if flags[1]:
-                    raise _nonfinite(logits_seen, step)
-                stop = flags[0]
-            if stop or step == max_new_tokens - 1:
+                    raise _nonfinite(logits_seen, step, rows)
+                done = flags[0]
+            if done == finished.shape[0] or step == max_new_tokens - 1:
                 break
+            if drop_finished and done > 0 and not any_hook_attached(model):
+                keep = (~finished).nonzero().flatten()
+                select_cache_rows(cache, keep)
+                rows = keep if rows is None else rows.index_select(0, keep)
+                prompt_ids = input_ids.index_select(0, rows)
+                choice = choice.index_select(0, keep)
+                finished = finished.index_select(0, keep)
             resid = residual_stream(model, choice[:, None], cache)
             logits = final_logits(model, resid[:, -1])
             nonfinite = ~torch.isfinite(logits).all()
             logits_seen = logits
             if do_sample and bool(nonfinite):  # sampling cannot choose from NaN: check now
-                raise _nonfinite(logits, step + 1)
+                raise _nonfinite(logits, step + 1, rows)
     lengths = torch.where(lengths < 0, torch.tensor(tokens.shape[1], device=device), lengths)
     return GenerationOutput(tokens=tokens, probs=probs, lengths=lengths.tolist())
 

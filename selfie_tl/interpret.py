@@ -34,6 +34,7 @@ and the lock released.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ from selfie_tl.relevancy import (
     relevant_spans,
 )
 from selfie_tl.scaling import DEFAULT_AUTO_SCALES, choose_scales, placeholder_norm, scale_criteria
+from selfie_tl.shared_prefill import SharedPrefill, shared_prefill_applies
 from selfie_tl.validation import (
     as_bool,
     as_float,
@@ -314,6 +316,8 @@ def generate_interpretations(
     fwd_hooks: Sequence[tuple[str, HookFn]] = (),
     adapter: SelfInterpretationAdapter | str | None = None,
     preset: str | Preset | None = None,
+    shared_prefill: bool = True,
+    drop_finished: bool = True,
     **options: Any,
 ) -> InterpretationBatch:
     """Interpret vectors and return texts, tokens, probabilities and relevancy.
@@ -336,6 +340,12 @@ def generate_interpretations(
         preset: a named preset (:mod:`selfie_tl.presets`, e.g. ``"best"``): its settings,
             prompt and adapter are the starting point that ``config``, ``options``,
             ``interpretation_prompt`` and ``adapter`` override.
+        shared_prefill: compute the part of the prefill that is the same for every row
+            (layers below ``k``, positions before the first placeholder) once per call
+            (:mod:`selfie_tl.shared_prefill`); used only while no hook is attached to the
+            model (``fwd_hooks`` included). ``False`` runs the whole prefill per row.
+        drop_finished: drop rows that have ended from the decode batch
+            (:func:`~selfie_tl.generation.generate`'s switch).
 
     Raises:
         VectorError: vectors of the wrong shape, or NaN/inf in them.
@@ -353,6 +363,8 @@ def generate_interpretations(
         (2, True)
     """
     config, prompt, adapter = resolve_settings(model, preset, config, options, interpretation_prompt, adapter)
+    shared_prefill = as_bool(shared_prefill, "shared_prefill")
+    drop_finished = as_bool(drop_finished, "drop_finished")
     vectors = check_vectors(model, vectors)
     fwd_hooks = check_fwd_hooks(model, fwd_hooks)
     generator = None
@@ -369,6 +381,8 @@ def generate_interpretations(
     with model.hooks(fwd_hooks=list(fwd_hooks)):
         shared = PromptBaseline.build(model, base_ids) if config.relevancy else None
         target_norm = placeholder_norm(model, prompt, config.k) if config.norm_match else None
+        split = min(prompt.placeholder_positions)
+        common: SharedPrefill | None = None
         for start in tqdm(starts, desc="interpreting", unit="batch", disable=not config.verbose, leave=False):
             chunk, scales, criteria = _prepare_vectors(
                 model, vectors[start : start + config.batch_size], prompt, config, adapter, target_norm
@@ -387,10 +401,20 @@ def generate_interpretations(
                 model, chunk, prompt.placeholder_positions, config.k, mode=config.mode,
                 strength=config.strength, n_layers=config.inject_layers,
             )  # fmt: skip
+            prefill = None
+            if shared_prefill and shared_prefill_applies(model, config.k, split):
+                if common is None:
+                    common = SharedPrefill.build(model, base_ids, config.k, split)
+                shifted = injection_hooks(
+                    model, chunk, [p - split for p in prompt.placeholder_positions], config.k, mode=config.mode,
+                    strength=config.strength, n_layers=config.inject_layers,
+                )  # fmt: skip
+                prefill = functools.partial(common.run, model, batch=chunk.shape[0], hooks=shifted)
             try:
                 out = generate(
-                    model, ids, config.max_new_tokens, prefill_hooks=hooks, generator=generator, **config.decoding()
-                )
+                    model, ids, config.max_new_tokens, prefill_hooks=hooks, generator=generator,
+                    drop_finished=drop_finished, prefill=prefill, **config.decoding(),
+                )  # fmt: skip
             except NumericalError as exc:
                 rows = [start + r for r in getattr(exc, "rows", [])]
                 norms = [round(float(n), 1) for n in chunk.float().norm(dim=-1)[getattr(exc, "rows", [])][:10]]

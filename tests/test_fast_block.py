@@ -2,28 +2,10 @@
 
 import pytest
 import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from selfie_tl.errors import NumericalError
 from selfie_tl.fast_block import shared_ln1
 from selfie_tl.generation import generate
-from selfie_tl.testing import attach_tokenizer, tiny_tokenizer
-
-
-@pytest.fixture(scope="module")
-def tiny_gemma2():
-    """Gemma-2-like: soft-capping, norms before and after, local/global attention, GQA."""
-    cfg = HookedTransformerConfig(
-        n_layers=2, d_model=64, d_head=16, n_heads=4, n_key_value_heads=2, d_mlp=128, d_vocab=259,
-        n_ctx=128, act_fn="gelu_pytorch_tanh", normalization_type="RMS", positional_embedding_type="rotary",
-        rotary_dim=16, gated_mlp=True, final_rms=True, use_normalization_before_and_after=True,
-        attn_scores_soft_cap=50.0, output_logits_soft_cap=30.0, attn_types=["local", "global"], window_size=4,
-        original_architecture="Gemma2ForCausalLM", seed=0, default_prepend_bos=False, initializer_range=0.2,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    model = HookedTransformer(cfg)
-    attach_tokenizer(model, tiny_tokenizer())
-    return model.eval()
 
 
 def _ids(model):
