@@ -199,18 +199,19 @@ def test_preset_settings_apply_unless_overridden(monkeypatch, tmp_path):
         "--json",
         str(out),
     ]
+    base += ["--k", "1"]  # the tiny model has 3 layers; best's k is chosen for the default model
     assert cli.main([*base, "--preset", "best"]) == 0
     meta = json.loads(out.read_text())["meta"]
-    assert meta["preset"] == "best"
-    assert meta["settings"]["no_repeat_ngram_size"] == get_preset("best").config().no_repeat_ngram_size
-    assert cli.main([*base, "--preset", "best", "--no-repeat-ngram-size", "0"]) == 0
-    assert json.loads(out.read_text())["meta"]["settings"]["no_repeat_ngram_size"] == 0
+    assert meta["preset"] == "best" and meta["settings"]["k"] == 1
+    assert meta["settings"]["repetition_penalty"] == get_preset("best").config().repetition_penalty != 1.0
+    assert cli.main([*base, "--preset", "best", "--repetition-penalty", "1.0"]) == 0
+    assert json.loads(out.read_text())["meta"]["settings"]["repetition_penalty"] == 1.0
 
 
 def test_demo_prints_the_most_relevant_cells_first(monkeypatch, capsys):
     calls = _record_interpret(monkeypatch)
     assert (
-        cli.main(["demo", "--layers", "0:4:3", "--max-new-tokens", "3", "--top", "4", "--width", "80", "-q"])
+        cli.main(["demo", "--k", "1", "--layers", "0:4:3", "--max-new-tokens", "3", "--top", "4", "--width", "80", "-q"])
         == 0
     )
     assert calls[-1]["preset"] == "best" and calls[-1]["max_new_tokens"] == 3
@@ -230,12 +231,12 @@ def test_demo_writes_a_report_with_metadata(monkeypatch, tmp_path, capsys):
     out = tmp_path / "report.html"
     assert (
         cli.main(
-            ["demo", "--layers", "1", "--tokens", "-2:", "--max-new-tokens", "2", "--html", str(out), "-q"]
+            ["demo", "--k", "1", "--layers", "1", "--tokens", "-2:", "--max-new-tokens", "2", "--html", str(out), "-q"]
         )
         == 0
     )
     page = out.read_text()
-    assert "selfie-tl demo --layers 1 --tokens -2: --max-new-tokens 2 --html" in page
+    assert "selfie-tl demo --k 1 --layers 1 --tokens -2: --max-new-tokens 2 --html" in page
     assert selfie_tl.__version__ in page and "tiny-llama" in page
     assert capsys.readouterr().out.splitlines()[-1] == f"wrote {out}"
 
