@@ -37,7 +37,6 @@ from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.eval.attributes import subject_vectors
 from selfie_tl.scaling import placeholder_norm
 
-
 OBJECTIVES = ("name", "describe")
 
 

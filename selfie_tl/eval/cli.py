@@ -134,6 +134,22 @@ def config_from_args(args: argparse.Namespace) -> AttributeEvalConfig:
     )  # fmt: skip
 
 
+def _set_threads(args: argparse.Namespace) -> None:
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def _model(args: argparse.Namespace, model: Any) -> Any:
+    """``model`` if given, else ``--model`` (or the embedded default) loaded."""
+    if model is not None:
+        return model
+    from selfie_tl import load_model
+
+    return load_model(args.model) if args.model else load_model()
+
+
 def run_search(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
     """``selfie-tl eval --search``: search on validation, ablation on test, files to ``--out``.
 
@@ -163,16 +179,10 @@ def run_search(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
         space.levers["adapter"] = [{"adapter": str(Path(p).resolve())} for p in args.search_adapter]
     space.validate()
     layers = parse_layers(args.layers)
-    if getattr(args, "threads", None):
-        import torch
-
-        torch.set_num_threads(args.threads)
+    _set_threads(args)
     validation = load_known_facts(args.data, args.limit, split="validation")
     test = load_known_facts(args.data, args.limit, split="test")
-    if model is None:
-        from selfie_tl import load_model
-
-        model = load_model(args.model) if args.model else load_model()
+    model = _model(args, model)
     layers = AttributeEvalConfig(layers=layers).resolved_layers(model)
     k = 2 if args.k is None else args.k
     common = {"k": k, "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size, "verbose": not args.quiet}
@@ -225,16 +235,10 @@ def run_eval(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
     from selfie_tl.eval.stats import best_layers, logit_lens_vs_selfie, selfie_vs_control, summarize
 
     config = config_from_args(args)
-    if getattr(args, "threads", None):
-        import torch
-
-        torch.set_num_threads(args.threads)
+    _set_threads(args)
     t_start = time.perf_counter()
     facts = load_known_facts(args.data, args.limit, split=getattr(args, "split", "all"))
-    if model is None:
-        from selfie_tl import load_model
-
-        model = load_model(args.model) if args.model else load_model()
+    model = _model(args, model)
     config.validate(model)
     timings: dict[str, float] = {}
     model_knows = None

@@ -124,6 +124,12 @@ def _accuracy_by_layer(rows: list[dict[str, Any]], layers: Sequence[int]) -> dic
     return by_layer
 
 
+def _layer_accuracy(hits: dict[int, list[bool]]) -> tuple[dict[int, float], int]:
+    """Accuracy per layer and the best layer (the shallower on ties)."""
+    acc = {layer: sum(h) / len(h) for layer, h in hits.items()}
+    return acc, max(acc, key=lambda layer: (acc[layer], -layer))
+
+
 def _run(model, facts, vecs, layers, template, settings, k, max_new_tokens, batch_size) -> dict[int, list[bool]]:
     options = dict(settings)
     k_used = options.pop("k", k)
@@ -177,10 +183,8 @@ def search_settings(
 
     def trial(stage: str, template: str, settings: dict[str, Any], delta: dict[str, Any]) -> float:
         t0 = time.perf_counter()
-        hits = _run(model, facts, vecs, layers, template, settings, k, max_new_tokens, batch_size)
-        acc = {layer: sum(h) / len(h) for layer, h in hits.items()}
+        acc, best = _layer_accuracy(_run(model, facts, vecs, layers, template, settings, k, max_new_tokens, batch_size))
         mean = sum(acc.values()) / len(acc)
-        best = max(acc, key=lambda layer: (acc[layer], -layer))
         trials.append({
             "stage": stage, "template": template, "settings": json.dumps(settings, sort_keys=True),
             "settings_delta": json.dumps(delta, sort_keys=True), "mean": mean, "best_layer": best,
@@ -246,8 +250,7 @@ def ablation(
     table = []
 
     def add(name: str, template: str | None, settings: dict[str, Any] | None, hits: dict[int, list[bool]]) -> None:
-        acc = {layer: sum(h) / len(h) for layer, h in hits.items()}
-        best = max(acc, key=lambda layer: (acc[layer], -layer))
+        acc, best = _layer_accuracy(hits)
         mean, low, high = bootstrap_ci(hits[best], n_bootstrap, seed)
         table.append({
             "config": name, "template": template, "settings": None if settings is None else json.dumps(settings, sort_keys=True),
@@ -281,13 +284,12 @@ def spelled_out_hits(
         >>> len(spelled_out_hits(tiny_model(), load_known_facts(limit=2), "tell_me", max_new_tokens=2))
         2
     """
-    from selfie_tl.eval.facts import attribute_match
+    from selfie_tl.eval.facts import fact_completion
     from selfie_tl.eval.templates import template_prompt
-    from selfie_tl.generation import complete
 
     prompt = template_prompt(model.tokenizer, template)
-    texts = complete(model, [prompt.filled(s) for s in facts["subject"]], max_new_tokens, batch_size)
-    return [attribute_match(t, a) for t, a in zip(texts, facts["attribute"])]
+    spelled = facts.assign(prompt=[prompt.filled(s) for s in facts["subject"]])
+    return fact_completion(model, spelled, max_new_tokens, batch_size)["correct"].tolist()
 
 
 def preset_document(result: SearchResult, ablation_table: pd.DataFrame | None = None, **notes: Any) -> dict[str, Any]:

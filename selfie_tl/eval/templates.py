@@ -11,6 +11,7 @@ template (``"{} is located in the country of"`` -> ``"_ _ _ _ _ is located in th
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -100,7 +101,7 @@ TEMPLATE_SPECS: dict[str, dict[str, Any]] = {
 the form presets store). ``"relation"`` (per fact) is handled by :func:`template_prompt`."""
 
 TEMPLATES: dict[str, Callable[[Any], InterpretationPrompt]] = {
-    name: (lambda spec: lambda tok: prompt_from_spec(tok, spec))(spec) for name, spec in TEMPLATE_SPECS.items()
+    name: functools.partial(prompt_from_spec, spec=spec) for name, spec in TEMPLATE_SPECS.items()
 }
 """Fixed templates by name, as functions ``tokenizer -> InterpretationPrompt``."""
 
