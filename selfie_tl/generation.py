@@ -25,6 +25,7 @@ from selfie_tl.errors import InvalidArgumentError, NumericalError
 from selfie_tl.fast_attention import fast_decode_attention, init_decode_cache
 from selfie_tl.fast_block import shared_ln1 as _shared_ln1
 from selfie_tl.hooks import HookFn, check_fwd_hooks, serialized
+from selfie_tl.lean_decode import LeanDecoder, supports_lean_decode
 from selfie_tl.row_compaction import any_hook_attached, select_cache_rows
 from selfie_tl.validation import (
     as_bool,
@@ -224,6 +225,7 @@ def generate(
     no_repeat_ngram_size: int = 0,
     shared_ln1: bool = True,
     drop_finished: bool = True,
+    lean_decode: bool = True,
     prefill: Callable[[TransformerLensKeyValueCache], Tensor] | None = None,
 ) -> GenerationOutput:
     """Generate up to ``max_new_tokens`` tokens for a batch of equal-length prompts.
@@ -257,6 +259,10 @@ def generate(
             and when sampling (the random stream would change). Tokens and lengths are
             those of ``False``; ``probs`` after a dropped row's end are NaN (not computed)
             instead of the probability of repeating its end token.
+        lean_decode: with ``fast_attention``, take :mod:`selfie_tl.lean_decode`'s decode step
+            (the same arithmetic without hook points and per-layer bookkeeping;
+            bit-identical residuals) on every step where no hook of any kind is attached to
+            a supported model; ``False`` always runs ``HookedTransformer.forward``.
         prefill: replaces the prefill forward (then ``prefill_hooks`` are not used): called
             with the fresh, empty KV cache, it must fill it for every prompt position and
             return the residual before the final norm whose last position is the prompt's
@@ -300,6 +306,7 @@ def generate(
     fast_attention = as_bool(fast_attention, "fast_attention")
     shared_ln1 = as_bool(shared_ln1, "shared_ln1")
     drop_finished = as_bool(drop_finished, "drop_finished") and not do_sample
+    lean_decode = as_bool(lean_decode, "lean_decode")
     if prefill is not None and not callable(prefill):
         raise InvalidArgumentError(f"prefill must be None or a callable taking the cache, got {prefill!r:.80}")
     prefill_hooks = check_fwd_hooks(model, prefill_hooks, "prefill_hooks")
@@ -311,9 +318,11 @@ def generate(
     if fast_attention:
         cache = init_decode_cache(model, batch, input_ids.shape[1] + max_new_tokens)
         scope = fast_decode_attention(model)
+        lean = LeanDecoder(model) if lean_decode and max_new_tokens > 1 and supports_lean_decode(model) else None
     else:
         cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, batch)
         scope = contextlib.nullcontext()
+        lean = None
     norm_scope = _shared_ln1(model) if shared_ln1 else contextlib.nullcontext()
     with scope, norm_scope:
         if prefill is not None:
@@ -375,7 +384,10 @@ def generate(
                 prompt_ids = input_ids.index_select(0, rows)
                 choice = choice.index_select(0, keep)
                 finished = finished.index_select(0, keep)
-            resid = residual_stream(model, choice[:, None], cache)
+            if lean is not None and lean.ready(cache):
+                resid = lean.step(choice[:, None], cache)
+            else:
+                resid = residual_stream(model, choice[:, None], cache)
             logits = final_logits(model, resid[:, -1])
             nonfinite = ~torch.isfinite(logits).all()
             logits_seen = logits

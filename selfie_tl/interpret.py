@@ -72,7 +72,12 @@ from selfie_tl.relevancy import (
     relevant_spans,
 )
 from selfie_tl.scaling import DEFAULT_AUTO_SCALES, choose_scales, placeholder_norm, scale_criteria
-from selfie_tl.shared_prefill import SharedPrefill, shared_prefill_applies
+from selfie_tl.shared_prefill import (
+    SharedPrefill,
+    check_shared_prefill,
+    shared_prefill_applies,
+    shared_prefill_pays,
+)
 from selfie_tl.validation import (
     as_bool,
     as_float,
@@ -316,7 +321,7 @@ def generate_interpretations(
     fwd_hooks: Sequence[tuple[str, HookFn]] = (),
     adapter: SelfInterpretationAdapter | str | None = None,
     preset: str | Preset | None = None,
-    shared_prefill: bool = True,
+    shared_prefill: bool | str = "auto",
     drop_finished: bool = True,
     **options: Any,
 ) -> InterpretationBatch:
@@ -343,7 +348,10 @@ def generate_interpretations(
         shared_prefill: compute the part of the prefill that is the same for every row
             (layers below ``k``, positions before the first placeholder) once per call
             (:mod:`selfie_tl.shared_prefill`); used only while no hook is attached to the
-            model (``fwd_hooks`` included). ``False`` runs the whole prefill per row.
+            model (``fwd_hooks`` included). ``"auto"`` (default) shares when the work saved
+            outweighs the extra batch-1 pass
+            (:func:`~selfie_tl.shared_prefill.shared_prefill_pays`), ``True`` whenever it
+            applies, ``False`` never (the whole prefill per row).
         drop_finished: drop rows that have ended from the decode batch
             (:func:`~selfie_tl.generation.generate`'s switch).
 
@@ -363,7 +371,7 @@ def generate_interpretations(
         (2, True)
     """
     config, prompt, adapter = resolve_settings(model, preset, config, options, interpretation_prompt, adapter)
-    shared_prefill = as_bool(shared_prefill, "shared_prefill")
+    shared_prefill = check_shared_prefill(shared_prefill)
     drop_finished = as_bool(drop_finished, "drop_finished")
     vectors = check_vectors(model, vectors)
     fwd_hooks = check_fwd_hooks(model, fwd_hooks)
@@ -382,6 +390,8 @@ def generate_interpretations(
         shared = PromptBaseline.build(model, base_ids) if config.relevancy else None
         target_norm = placeholder_norm(model, prompt, config.k) if config.norm_match else None
         split = min(prompt.placeholder_positions)
+        if shared_prefill == "auto":
+            shared_prefill = shared_prefill_pays(model.cfg.n_layers, len(base_ids), config.k, split, len(vectors))
         common: SharedPrefill | None = None
         for start in tqdm(starts, desc="interpreting", unit="batch", disable=not config.verbose, leave=False):
             chunk, scales, criteria = _prepare_vectors(

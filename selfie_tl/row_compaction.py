@@ -12,8 +12,10 @@ loop when to keep the rows instead (then every hook sees exactly the stock tenso
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from jaxtyping import Int
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn.modules import module as _torch_module
 from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
@@ -21,9 +23,13 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from selfie_tl.fast_attention import DecodeKVCacheEntry
 
 
-def any_hook_attached(model: HookedTransformer) -> bool:
+def any_hook_attached(model: HookedTransformer, modules: Sequence[nn.Module] | None = None) -> bool:
     """Whether anything could observe a forward: a hook on any hook point or module of the
     model (forward, pre-forward or backward) or a global torch module hook.
+
+    ``modules``, when given, is ``list(model.modules())`` taken earlier: walking the module
+    tree costs milliseconds on a large model, and a caller that asks on every decode step
+    (the module tree does not change meanwhile) takes the list once.
 
     Example:
         >>> from selfie_tl.testing import tiny_model
@@ -36,7 +42,10 @@ def any_hook_attached(model: HookedTransformer) -> bool:
     """
     if _torch_module._global_forward_hooks or _torch_module._global_forward_pre_hooks:
         return True
-    return any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks for m in model.modules())
+    return any(
+        m._forward_hooks or m._forward_pre_hooks or m._backward_hooks
+        for m in (model.modules() if modules is None else modules)
+    )
 
 
 def select_cache_rows(cache: TransformerLensKeyValueCache, rows: Int[Tensor, " keep"]) -> None:

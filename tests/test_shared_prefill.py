@@ -10,7 +10,8 @@ from selfie_tl.generation import residual_stream
 from selfie_tl.hooks import injection_hooks
 from selfie_tl.interpret import generate_interpretations
 from selfie_tl.prompts import InterpretationPrompt
-from selfie_tl.shared_prefill import SharedPrefill, shared_prefill_applies
+from selfie_tl.errors import InvalidArgumentError
+from selfie_tl.shared_prefill import SharedPrefill, shared_prefill_applies, shared_prefill_pays
 
 MODELS = ["tiny_llama", "tiny_gpt2", "tiny_gemma2"]
 
@@ -26,7 +27,7 @@ def _vectors(model, n=7):
 def _both(model, **kw):
     prompt = _prompt(model)
     args = dict(max_new_tokens=8, batch_size=3, relevancy=True, **kw)
-    on = generate_interpretations(model, _vectors(model), prompt, **args)
+    on = generate_interpretations(model, _vectors(model), prompt, shared_prefill=True, **args)
     off = generate_interpretations(model, _vectors(model), prompt, shared_prefill=False, **args)
     return on, off
 
@@ -93,8 +94,33 @@ def test_built_once_per_call(tiny_llama, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(SharedPrefill, "build", staticmethod(spy))
-    generate_interpretations(tiny_llama, _vectors(tiny_llama), _prompt(tiny_llama), k=1, max_new_tokens=3, batch_size=2)
+    prompt = _prompt(tiny_llama)
+    args = dict(k=1, max_new_tokens=3, batch_size=2)
+    generate_interpretations(tiny_llama, _vectors(tiny_llama), prompt, shared_prefill=True, **args)
     assert builds == [1]  # 4 batches, one shared prefill
+    generate_interpretations(tiny_llama, _vectors(tiny_llama, 1), prompt, shared_prefill=True, **args)
+    assert builds == [1, 1]  # True: whenever it applies, even for one vector
+    generate_interpretations(tiny_llama, _vectors(tiny_llama, 1), prompt, **args)
+    assert builds == [1, 1]  # "auto": one vector has nothing to share with
+    generate_interpretations(tiny_llama, _vectors(tiny_llama, 40), prompt, **args)
+    assert builds == [1, 1, 1]  # "auto": 40 vectors do
+    generate_interpretations(tiny_llama, _vectors(tiny_llama, 40), prompt, shared_prefill=False, **args)
+    assert builds == [1, 1, 1]
+
+
+def test_pays_counts_the_work_saved_against_the_build():
+    # 30 blocks, 23-token prompt, first placeholder at 3 (the paper prompt on SmolLM2)
+    assert not shared_prefill_pays(30, 23, k=2, split=3, rows=1)
+    assert not shared_prefill_pays(30, 23, k=2, split=3, rows=8)  # 7 x 130 token-layers < 64 x 30
+    assert shared_prefill_pays(30, 23, k=2, split=3, rows=32)
+    assert shared_prefill_pays(30, 23, k=15, split=3, rows=8)  # 7 x 390
+    assert shared_prefill_pays(30, 23, k=40, split=0, rows=4) == (3 * 30 * 23 >= 64 * 30)  # k capped at n_layers
+
+
+@pytest.mark.parametrize("bad", ["yes", 1, None, "AUTO"])
+def test_switch_is_checked(tiny_llama, bad):
+    with pytest.raises(InvalidArgumentError, match="shared_prefill must be True, False or \"auto\""):
+        generate_interpretations(tiny_llama, _vectors(tiny_llama, 2), shared_prefill=bad, max_new_tokens=2, k=1)
 
 
 def test_applies_only_without_hooks(tiny_llama, tiny_gpt2):
