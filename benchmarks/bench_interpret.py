@@ -13,8 +13,8 @@ Measures, in one process and interleaved (so both sides see the same machine loa
    operators by self time (with %), plus prefill vs decode time, and the findings written
    down from the profiles (``PROFILE_FINDINGS``);
 6. ``levers``: the same generation with each optimisation switched off, interleaved
-   (``shared_ln1``, ``fast_attention``, ``shared_prefill``, ``drop_finished``; the prefill alone
-   with and without ``shared_prefill``);
+   (``shared_ln1``, ``fast_attention``, ``lean_decode``, ``shared_prefill``, ``drop_finished``;
+   the prefill alone with ``shared_prefill`` forced on, and off);
 7. ``cuda``: the throughput comparison on CUDA in float16 and bfloat16 (plain HF with its
    default attention), or a line saying no GPU was available.
 
@@ -232,12 +232,13 @@ def levers(model, prompt, vectors, bs, new_tokens, repeats):
         "generate: all on": lambda: generate(model, ids, new_tokens, eos_token_ids=[]),
         "generate: shared_ln1=False": lambda: generate(model, ids, new_tokens, eos_token_ids=[], shared_ln1=False),
         "generate: fast_attention=False": lambda: generate(model, ids, new_tokens, eos_token_ids=[], fast_attention=False),
+        "generate: lean_decode=False": lambda: generate(model, ids, new_tokens, eos_token_ids=[], lean_decode=False),
         "interpret: all on": interp(new_tokens),
         "interpret: shared_prefill=False": interp(new_tokens, shared_prefill=False),
         "interpret: drop_finished=False": interp(new_tokens, drop_finished=False),
-        "prefill (k=2): all on": interp(1),
+        "prefill (k=2): all on": interp(1, shared_prefill=True),
         "prefill (k=2): shared_prefill=False": interp(1, shared_prefill=False),
-        "prefill (k=15): all on": interp(1, k=15),
+        "prefill (k=15): all on": interp(1, k=15, shared_prefill=True),
         "prefill (k=15): shared_prefill=False": interp(1, k=15, shared_prefill=False),
     }  # fmt: skip
     times = {k: [] for k in settings}

@@ -132,8 +132,7 @@ class LeanDecoder:
     Example:
         >>> import torch
         >>> from selfie_tl.testing import tiny_model
-        >>> from selfie_tl.errors import InvalidArgumentError
-from selfie_tl.fast_attention import init_decode_cache, fast_decode_attention
+        >>> from selfie_tl.fast_attention import init_decode_cache, fast_decode_attention
         >>> from selfie_tl.generation import residual_stream
         >>> model = tiny_model("llama")
         >>> ids = torch.tensor([[5, 6, 7]])
