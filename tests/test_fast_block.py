@@ -48,10 +48,11 @@ def test_ln1_computed_once_per_block(tiny_llama):
     ids, mask = _ids(tiny_llama)
     type(ln1).forward = spy
     try:
-        generate(tiny_llama, ids, 3, attention_mask=mask, eos_token_ids=[])
+        # the stock forward on every step (the lean decode step calls no norm module)
+        generate(tiny_llama, ids, 3, attention_mask=mask, eos_token_ids=[], lean_decode=False)
         on = len(calls)
         calls.clear()
-        generate(tiny_llama, ids, 3, attention_mask=mask, eos_token_ids=[], shared_ln1=False)
+        generate(tiny_llama, ids, 3, attention_mask=mask, eos_token_ids=[], shared_ln1=False, lean_decode=False)
         off = len(calls)
     finally:
         type(ln1).forward = real
