@@ -61,7 +61,7 @@ _BLOCK_EXTRAS = ("use_attn_in", "use_split_qkv_input", "use_normalization_before
 def supports_lean_decode(model: HookedTransformer) -> bool:
     """Whether the model is one :class:`LeanDecoder` reproduces: what
     :func:`~selfie_tl.fast_attention.supports_fast_decode` accepts, built from stock
-    pre-norm ``TransformerBlock`` s with RMS norms and a gated MLP, float32 or float64.
+    pre-norm ``TransformerBlock`` s with RMS norms and a gated MLP.
 
     Example:
         >>> from selfie_tl.testing import tiny_model
@@ -69,7 +69,7 @@ def supports_lean_decode(model: HookedTransformer) -> bool:
         (True, False)
     """
     cfg = model.cfg
-    if not supports_fast_decode(model) or cfg.dtype not in (torch.float32, torch.float64):
+    if not supports_fast_decode(model):
         return False
     if any(getattr(cfg, name, False) for name in _BLOCK_EXTRAS) or cfg.is_layer_norm_activation():
         return False
@@ -86,9 +86,11 @@ def supports_lean_decode(model: HookedTransformer) -> bool:
 
 
 def _rms(norm: RMSNorm | RMSNormPre, x: Tensor) -> Tensor:
-    # RMSNorm.forward without its two hook points (float32/float64 only: no casts)
-    scale = (x.pow(2).mean(-1, keepdim=True) + norm.eps).sqrt()
-    x = x / scale
+    # RMSNorm(Pre).forward without its hook points: half precision is normalised in float32
+    dtype = norm.cfg.dtype
+    if dtype not in (torch.float32, torch.float64):
+        x = x.to(torch.float32)
+    x = (x / (x.pow(2).mean(-1, keepdim=True) + norm.eps).sqrt()).to(dtype)
     return x * norm.w if isinstance(norm, RMSNorm) else x
 
 
@@ -244,8 +246,9 @@ def _attend(
     pattern = F.softmax(scores, dim=-1)
     pattern = torch.where(torch.isnan(pattern), torch.zeros_like(pattern), pattern)
     values = entry._values[:, :, :key_pos]
-    z = torch.matmul(pattern.reshape(batch, n_kv, group, key_pos), values)
-    return F.linear(z.reshape(batch, 1, n_heads * d_head), w_o, b_o)
+    pattern = pattern.to(values.dtype)
+    z = torch.matmul(pattern.reshape(batch, n_kv, group, key_pos), values).reshape(batch, 1, n_heads * d_head)
+    return F.linear(z.to(w_o.dtype), w_o, b_o)
 
 
 __all__ = ["LeanDecoder", "supports_lean_decode"]

@@ -12,13 +12,13 @@ from selfie_tl.lean_decode import LeanDecoder, supports_lean_decode
 from selfie_tl.testing import attach_tokenizer, tiny_model, tiny_tokenizer
 
 
-def _llama(n_key_value_heads=None, biases=False, rotary_dim=16):
+def _llama(n_key_value_heads=None, biases=False, rotary_dim=16, dtype=torch.float32):
     """A Llama-like model; ``n_key_value_heads=None`` is plain multi-head attention."""
     cfg = HookedTransformerConfig(
         n_layers=3, d_model=64, d_head=16, n_heads=4, n_key_value_heads=n_key_value_heads, d_mlp=96, d_vocab=259,
         n_ctx=64, act_fn="silu", normalization_type="RMS", positional_embedding_type="rotary", rotary_dim=rotary_dim,
         gated_mlp=True, final_rms=True, original_architecture="LlamaForCausalLM", seed=3, default_prepend_bos=False,
-        initializer_range=0.2,
+        initializer_range=0.2, dtype=dtype,
     )  # fmt: skip
     torch.manual_seed(3)
     model = HookedTransformer(cfg)
@@ -36,6 +36,7 @@ VARIANTS = {
     "mha": lambda: _llama(),
     "biases": lambda: _llama(n_key_value_heads=2, biases=True),
     "partial_rotary": lambda: _llama(n_key_value_heads=2, rotary_dim=8),
+    "bfloat16": lambda: _llama(n_key_value_heads=2, biases=True, dtype=torch.bfloat16),
 }
 
 

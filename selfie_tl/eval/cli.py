@@ -27,6 +27,7 @@ from typing import Any
 
 from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.eval.attributes import METHODS, AttributeEvalConfig
+from selfie_tl.eval.methods import BATCH_SIZE
 from selfie_tl.eval.templates import PRESET_PREFIX, template_names
 from selfie_tl.files import write_text
 from selfie_tl.indices import parse_index_spec
@@ -75,7 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help=f"interpretation templates, comma list of {template_names()} or 'all' "
                         "(default: summary, or the preset's prompt with --preset)")  # fmt: skip
     parser.add_argument("--k", type=int, default=None, help="SelfIE injection layer (default 2, or the preset's)")
-    parser.add_argument("--batch-size", type=int, default=64, help="interpretations generated together (default 64)")
+    parser.add_argument(
+        "--batch-size", type=int, default=BATCH_SIZE, help=f"interpretations generated together (default {BATCH_SIZE})"
+    )
     parser.add_argument("--max-new-tokens", type=int, default=20, help="tokens per interpretation (default 20)")
     parser.add_argument("--logit-lens-k", type=int, default=20,
                         help="top-k tokens the logit lens may hit with (default 20)")  # fmt: skip

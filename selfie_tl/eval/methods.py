@@ -52,6 +52,11 @@ from selfie_tl.interpret import interpret_vectors
 from selfie_tl.lens import logit_lens_topk
 from selfie_tl.prompts import InterpretationPrompt, tokenize
 
+BATCH_SIZE = 128
+"""Interpretations generated together in the evaluation. Per interpretation on 2 CPU cores
+(SmolLM2-135M, 20 new tokens, paper prompt): 128 rows ran 7% faster than 64 and 33% faster
+than 32 (decode steps read every weight once per step, whatever the batch)."""
+
 METHOD_COLUMNS = ["method", "template", "layer", "output", "correct", "first_token_hit"]
 """The columns each method fills (besides ``fact``)."""
 
@@ -150,7 +155,7 @@ def selfie_rows(
     *,
     k: int | None,
     max_new_tokens: int,
-    batch_size: int = 64,
+    batch_size: int = BATCH_SIZE,
     progress: Progress = None,
     preset: str | None = None,
     **options: Any,
@@ -179,7 +184,7 @@ def patchscope_rows(
     layers: Sequence[int],
     *,
     max_new_tokens: int = 8,
-    batch_size: int = 64,
+    batch_size: int = BATCH_SIZE,
     progress: Progress = None,
 ) -> list[dict[str, Any]]:
     """Token-identity patchscope rows: each vector injected into

@@ -40,7 +40,7 @@ from transformer_lens import HookedTransformer
 from selfie_tl.config import ConfigMixin
 from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.eval.attributes import subject_vectors
-from selfie_tl.eval.methods import control_rows, logit_lens_rows, selfie_rows
+from selfie_tl.eval.methods import BATCH_SIZE, control_rows, logit_lens_rows, selfie_rows
 from selfie_tl.eval.stats import bootstrap_ci
 from selfie_tl.eval.templates import RELATION, template_names
 
@@ -156,7 +156,7 @@ def search_settings(
     *,
     k: int = 2,
     max_new_tokens: int = 20,
-    batch_size: int = 64,
+    batch_size: int = BATCH_SIZE,
     verbose: bool = True,
 ) -> SearchResult:
     """Greedy search: the best template by mean accuracy over ``layers``, then each lever
@@ -223,7 +223,7 @@ def ablation(
     *,
     k: int = 2,
     max_new_tokens: int = 20,
-    batch_size: int = 64,
+    batch_size: int = BATCH_SIZE,
     logit_lens_k: int = 20,
     n_bootstrap: int = 1000,
     seed: int = 0,
@@ -271,7 +271,7 @@ def ablation(
 
 
 def spelled_out_hits(
-    model: HookedTransformer, facts: pd.DataFrame, template: str, max_new_tokens: int = 20, batch_size: int = 64
+    model: HookedTransformer, facts: pd.DataFrame, template: str, max_new_tokens: int = 20, batch_size: int = BATCH_SIZE
 ) -> list[bool]:
     """Per fact, whether the model names the attribute when the template's placeholders are
     replaced by the subject's name (:meth:`~selfie_tl.prompts.InterpretationPrompt.filled`):
