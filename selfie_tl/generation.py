@@ -22,11 +22,11 @@ from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from selfie_tl.errors import InvalidArgumentError, NumericalError
-from selfie_tl.fast_attention import fast_decode_attention, init_decode_cache
-from selfie_tl.fast_block import shared_ln1 as _shared_ln1
+from selfie_tl.fast.attention import fast_decode_attention, init_decode_cache
+from selfie_tl.fast.block import shared_ln1 as _shared_ln1
 from selfie_tl.hooks import HookFn, check_fwd_hooks, serialized
-from selfie_tl.lean_decode import LeanDecoder, supports_lean_decode
-from selfie_tl.row_compaction import any_hook_attached, select_cache_rows
+from selfie_tl.fast.lean_decode import LeanDecoder, supports_lean_decode
+from selfie_tl.fast.row_compaction import any_hook_attached, select_cache_rows
 from selfie_tl.validation import (
     as_bool,
     as_float,
@@ -247,26 +247,26 @@ def generate(
             semantics (:func:`process_logits`); the recorded probabilities stay the model's
             own, before these controls.
         fast_attention: for rotary models, run the cached decode steps through
-            :mod:`selfie_tl.fast_attention` (same hooks and tokens, fewer copies); installed
+            :mod:`selfie_tl.fast.attention` (same hooks and tokens, fewer copies); installed
             on the model only while this call runs. ``False`` uses TransformerLens' own
             attention and KV cache throughout.
         shared_ln1: normalise each block's attention input once instead of three times
-            (:mod:`selfie_tl.fast_block`; bypassed while a hook watches ``ln1``); ``False``
+            (:mod:`selfie_tl.fast.block`; bypassed while a hook watches ``ln1``); ``False``
             runs TransformerLens' blocks unchanged.
         drop_finished: in greedy decoding, drop rows that have ended from the batch (and
-            their KV cache, :mod:`selfie_tl.row_compaction`) so they stop costing compute;
+            their KV cache, :mod:`selfie_tl.fast.row_compaction`) so they stop costing compute;
             kept while any hook is attached to the model (hooks then see the full batch)
             and when sampling (the random stream would change). Tokens and lengths are
             those of ``False``; ``probs`` after a dropped row's end are NaN (not computed)
             instead of the probability of repeating its end token.
-        lean_decode: with ``fast_attention``, take :mod:`selfie_tl.lean_decode`'s decode step
+        lean_decode: with ``fast_attention``, take :mod:`selfie_tl.fast.lean_decode`'s decode step
             (the same arithmetic without hook points and per-layer bookkeeping;
             bit-identical residuals) on every step where no hook of any kind is attached to
             a supported model; ``False`` always runs ``HookedTransformer.forward``.
         prefill: replaces the prefill forward (then ``prefill_hooks`` are not used): called
             with the fresh, empty KV cache, it must fill it for every prompt position and
             return the residual before the final norm whose last position is the prompt's
-            last (as :meth:`selfie_tl.shared_prefill.SharedPrefill.run` does).
+            last (as :meth:`selfie_tl.fast.shared_prefill.SharedPrefill.run` does).
 
     Returns:
         A :class:`GenerationOutput`.

@@ -72,7 +72,7 @@ from selfie_tl.relevancy import (
     relevant_spans,
 )
 from selfie_tl.scaling import DEFAULT_AUTO_SCALES, choose_scales, placeholder_norm, scale_criteria
-from selfie_tl.shared_prefill import (
+from selfie_tl.fast.shared_prefill import (
     SharedPrefill,
     check_shared_prefill,
     shared_prefill_applies,
@@ -347,10 +347,10 @@ def generate_interpretations(
             ``interpretation_prompt`` and ``adapter`` override.
         shared_prefill: compute the part of the prefill that is the same for every row
             (layers below ``k``, positions before the first placeholder) once per call
-            (:mod:`selfie_tl.shared_prefill`); used only while no hook is attached to the
+            (:mod:`selfie_tl.fast.shared_prefill`); used only while no hook is attached to the
             model (``fwd_hooks`` included). ``"auto"`` (default) shares when the work saved
             outweighs the extra batch-1 pass
-            (:func:`~selfie_tl.shared_prefill.shared_prefill_pays`), ``True`` whenever it
+            (:func:`~selfie_tl.fast.shared_prefill.shared_prefill_pays`), ``True`` whenever it
             applies, ``False`` never (the whole prefill per row).
         drop_finished: drop rows that have ended from the decode batch
             (:func:`~selfie_tl.generation.generate`'s switch).

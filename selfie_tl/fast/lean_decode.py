@@ -8,7 +8,7 @@ by every layer although they are the same for all of them, device checks. For a 
 model on CPU that is several milliseconds per step.
 
 :class:`LeanDecoder` runs the same arithmetic, in the same order, on the same tensors, as
-the stock block forward with :mod:`selfie_tl.fast_attention`'s decode step - only without
+the stock block forward with :mod:`selfie_tl.fast.attention`'s decode step - only without
 that bookkeeping:
 
 * weight views (``einops`` merges of ``W_Q``/``W_K``/``W_V``/``W_O``, ``.T.contiguous()`` of
@@ -16,7 +16,7 @@ that bookkeeping:
 * rotary position ids and the causal-and-padding mask are computed once per step and
   shared by every layer (each layer still reads its own ``rotary_cos``/``rotary_sin``);
 * the rotated key of the new position is written into the
-  :class:`~selfie_tl.fast_attention.DecodeKVCacheEntry` memo with the query's rotation.
+  :class:`~selfie_tl.fast.attention.DecodeKVCacheEntry` memo with the query's rotation.
 
 Every elementwise and matrix operation is the stock one with the same operands, so the
 residual stream is bit-identical (the tests compare it with ``torch.equal`` on tiny Llama-like
@@ -47,8 +47,8 @@ from transformer_lens.utilities.activation_functions import apply_softcap
 from transformer_lens.utilities.tensors import get_offset_position_ids
 
 from selfie_tl.errors import InvalidArgumentError
-from selfie_tl.fast_attention import DecodeKVCacheEntry, supports_fast_decode
-from selfie_tl.row_compaction import any_hook_attached
+from selfie_tl.fast.attention import DecodeKVCacheEntry, supports_fast_decode
+from selfie_tl.fast.row_compaction import any_hook_attached
 
 _ATTENTION = (_Attention, GroupedQueryAttention)
 _NORMS = (RMSNorm, RMSNormPre)
@@ -60,7 +60,7 @@ _BLOCK_EXTRAS = ("use_attn_in", "use_split_qkv_input", "use_normalization_before
 
 def supports_lean_decode(model: HookedTransformer) -> bool:
     """Whether the model is one :class:`LeanDecoder` reproduces: what
-    :func:`~selfie_tl.fast_attention.supports_fast_decode` accepts, built from stock
+    :func:`~selfie_tl.fast.attention.supports_fast_decode` accepts, built from stock
     pre-norm ``TransformerBlock`` s with RMS norms and a gated MLP.
 
     Example:
@@ -128,13 +128,13 @@ class LeanDecoder:
     """One cached decode step of an unhooked supported model (see the module docstring).
 
     Build it once per generation, before any scoped instance override such as
-    :func:`~selfie_tl.fast_block.shared_ln1` is installed (it checks the architecture and
+    :func:`~selfie_tl.fast.block.shared_ln1` is installed (it checks the architecture and
     takes the weight views then), and call :meth:`step` only while :meth:`ready` holds.
 
     Example:
         >>> import torch
         >>> from selfie_tl.testing import tiny_model
-        >>> from selfie_tl.fast_attention import init_decode_cache, fast_decode_attention
+        >>> from selfie_tl.fast.attention import init_decode_cache, fast_decode_attention
         >>> from selfie_tl.generation import residual_stream
         >>> model = tiny_model("llama")
         >>> ids = torch.tensor([[5, 6, 7]])
@@ -174,7 +174,7 @@ class LeanDecoder:
         """Whether :meth:`step` may take the next position of ``cache`` now: the model is
         in eval mode with no hook of any kind attached (anything attached sees the stock
         forward instead), the cache's entries are unfrozen
-        :class:`~selfie_tl.fast_attention.DecodeKVCacheEntry` s, and the rotary tables reach
+        :class:`~selfie_tl.fast.attention.DecodeKVCacheEntry` s, and the rotary tables reach
         the position (the stock forward extends them otherwise)."""
         entries = cache.entries
         return (

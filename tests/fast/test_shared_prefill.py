@@ -5,13 +5,13 @@ import pytest
 import torch
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
-from selfie_tl.fast_attention import init_decode_cache
+from selfie_tl.fast.attention import init_decode_cache
 from selfie_tl.generation import residual_stream
 from selfie_tl.hooks import injection_hooks
 from selfie_tl.interpret import generate_interpretations
 from selfie_tl.prompts import InterpretationPrompt
 from selfie_tl.errors import InvalidArgumentError
-from selfie_tl.shared_prefill import SharedPrefill, shared_prefill_applies, shared_prefill_pays
+from selfie_tl.fast.shared_prefill import SharedPrefill, shared_prefill_applies, shared_prefill_pays
 
 MODELS = ["tiny_llama", "tiny_gpt2", "tiny_gemma2"]
 

@@ -36,7 +36,7 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.hooks import HookFn
-from selfie_tl.row_compaction import any_hook_attached
+from selfie_tl.fast.row_compaction import any_hook_attached
 
 _POSITIONAL = ("standard", "rotary")
 
@@ -162,7 +162,7 @@ class SharedPrefill:
         Args:
             model: the model the prefill was built on.
             cache: an empty cache for ``batch`` rows (stock or
-                :class:`~selfie_tl.fast_attention.DecodeKVCacheEntry` entries).
+                :class:`~selfie_tl.fast.attention.DecodeKVCacheEntry` entries).
             batch: rows.
             hooks: injection hooks for positions counted from ``split`` (active only here).
 

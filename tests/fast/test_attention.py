@@ -2,7 +2,7 @@ import pytest
 import torch
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
-from selfie_tl.fast_attention import (
+from selfie_tl.fast.attention import (
     DecodeKVCacheEntry,
     fast_decode_attention,
     init_decode_cache,

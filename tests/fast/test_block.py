@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from selfie_tl.errors import NumericalError
-from selfie_tl.fast_block import shared_ln1
+from selfie_tl.fast.block import shared_ln1
 from selfie_tl.generation import generate
 
 

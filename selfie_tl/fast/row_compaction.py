@@ -20,7 +20,7 @@ from torch.nn.modules import module as _torch_module
 from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
-from selfie_tl.fast_attention import DecodeKVCacheEntry
+from selfie_tl.fast.attention import DecodeKVCacheEntry
 
 
 def any_hook_attached(model: HookedTransformer, modules: Sequence[nn.Module] | None = None) -> bool:
@@ -50,7 +50,7 @@ def any_hook_attached(model: HookedTransformer, modules: Sequence[nn.Module] | N
 
 def select_cache_rows(cache: TransformerLensKeyValueCache, rows: Int[Tensor, " keep"]) -> None:
     """Keep only batch rows ``rows`` of every entry of ``cache`` and of its attention mask,
-    in place (stock entries and :class:`~selfie_tl.fast_attention.DecodeKVCacheEntry`).
+    in place (stock entries and :class:`~selfie_tl.fast.attention.DecodeKVCacheEntry`).
 
     Example:
         >>> import torch

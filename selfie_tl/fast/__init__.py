@@ -1,0 +1,25 @@
+"""The fast paths of generation, one module each, each switchable off.
+
+Every path here computes what the stock TransformerLens path computes - tested equal to it
+on tiny GPT-2-like, Llama-like (grouped-query) and Gemma-2-like models, and token-identical
+to plain Hugging Face on the default model - and is used only where nothing could see the
+difference (see :func:`~selfie_tl.fast.row_compaction.any_hook_attached`).
+
+=============================  ===================================  ==============================
+module                         what it removes                      switch
+=============================  ===================================  ==============================
+:mod:`.attention`              re-rotating and re-concatenating     ``generate(fast_attention=)``
+                               the KV cache on every decode step
+:mod:`.block`                  ``ln1`` computed three times         ``generate(shared_ln1=)``
+                               per block
+:mod:`.lean_decode`            hook points and per-layer            ``generate(lean_decode=)``
+                               bookkeeping on unhooked decode steps
+:mod:`.shared_prefill`         the prefill part common to every     ``generate_interpretations(
+                               row, recomputed per row              shared_prefill=)``
+:mod:`.row_compaction`         finished rows kept in the decode     ``generate(drop_finished=)``
+                               batch
+=============================  ===================================  ==============================
+
+They are installed only for the duration of a :func:`selfie_tl.generate` call (instance
+attributes removed in ``finally``) or are plain functions; the model keeps nothing.
+"""
