@@ -24,9 +24,9 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from selfie_tl.errors import InvalidArgumentError, NumericalError
 from selfie_tl.fast.attention import fast_decode_attention, init_decode_cache
 from selfie_tl.fast.block import shared_ln1 as _shared_ln1
-from selfie_tl.hooks import HookFn, check_fwd_hooks, serialized
 from selfie_tl.fast.lean_decode import LeanDecoder, supports_lean_decode
 from selfie_tl.fast.row_compaction import any_hook_attached, select_cache_rows
+from selfie_tl.hooks import HookFn, check_fwd_hooks, serialized
 from selfie_tl.validation import (
     as_bool,
     as_float,

@@ -50,6 +50,12 @@ from transformer_lens import HookedTransformer
 from selfie_tl.adapter import SelfInterpretationAdapter, as_adapter
 from selfie_tl.config import ConfigMixin, resolve_config
 from selfie_tl.errors import InvalidArgumentError, NumericalError
+from selfie_tl.fast.shared_prefill import (
+    SharedPrefill,
+    check_shared_prefill,
+    shared_prefill_applies,
+    shared_prefill_pays,
+)
 from selfie_tl.generation import check_decoding, generate
 from selfie_tl.hooks import (
     HookFn,
@@ -72,12 +78,6 @@ from selfie_tl.relevancy import (
     relevant_spans,
 )
 from selfie_tl.scaling import DEFAULT_AUTO_SCALES, choose_scales, placeholder_norm, scale_criteria
-from selfie_tl.fast.shared_prefill import (
-    SharedPrefill,
-    check_shared_prefill,
-    shared_prefill_applies,
-    shared_prefill_pays,
-)
 from selfie_tl.validation import (
     as_bool,
     as_float,

@@ -40,8 +40,8 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
-from transformer_lens.components import GroupedQueryAttention, RMSNorm, RMSNormPre, TransformerBlock
 from transformer_lens.components import Attention as _Attention
+from transformer_lens.components import GroupedQueryAttention, RMSNorm, RMSNormPre, TransformerBlock
 from transformer_lens.components.mlps.gated_mlp import GatedMLP
 from transformer_lens.utilities.activation_functions import apply_softcap
 from transformer_lens.utilities.tensors import get_offset_position_ids

@@ -35,8 +35,8 @@ from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from selfie_tl.errors import InvalidArgumentError
-from selfie_tl.hooks import HookFn
 from selfie_tl.fast.row_compaction import any_hook_attached
+from selfie_tl.hooks import HookFn
 
 _POSITIONAL = ("standard", "rotary")
 

@@ -7,8 +7,8 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.fast.attention import fast_decode_attention, init_decode_cache
-from selfie_tl.generation import generate, residual_stream
 from selfie_tl.fast.lean_decode import LeanDecoder, supports_lean_decode
+from selfie_tl.generation import generate, residual_stream
 from selfie_tl.testing import attach_tokenizer, tiny_model, tiny_tokenizer
 
 

@@ -8,8 +8,8 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from selfie_tl import generation
 from selfie_tl.errors import NumericalError
 from selfie_tl.fast.attention import init_decode_cache
-from selfie_tl.generation import generate, left_pad, residual_stream
 from selfie_tl.fast.row_compaction import any_hook_attached, select_cache_rows
+from selfie_tl.generation import generate, left_pad, residual_stream
 
 MODELS = ["tiny_llama", "tiny_gpt2", "tiny_gemma2"]
 STEPS = 10

@@ -5,13 +5,13 @@ import pytest
 import torch
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
+from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.fast.attention import init_decode_cache
+from selfie_tl.fast.shared_prefill import SharedPrefill, shared_prefill_applies, shared_prefill_pays
 from selfie_tl.generation import residual_stream
 from selfie_tl.hooks import injection_hooks
 from selfie_tl.interpret import generate_interpretations
 from selfie_tl.prompts import InterpretationPrompt
-from selfie_tl.errors import InvalidArgumentError
-from selfie_tl.fast.shared_prefill import SharedPrefill, shared_prefill_applies, shared_prefill_pays
 
 MODELS = ["tiny_llama", "tiny_gpt2", "tiny_gemma2"]
 
@@ -95,7 +95,7 @@ def test_built_once_per_call(tiny_llama, monkeypatch):
 
     monkeypatch.setattr(SharedPrefill, "build", staticmethod(spy))
     prompt = _prompt(tiny_llama)
-    args = dict(k=1, max_new_tokens=3, batch_size=2)
+    args = {"k": 1, "max_new_tokens": 3, "batch_size": 2}
     generate_interpretations(tiny_llama, _vectors(tiny_llama), prompt, shared_prefill=True, **args)
     assert builds == [1]  # 4 batches, one shared prefill
     generate_interpretations(tiny_llama, _vectors(tiny_llama, 1), prompt, shared_prefill=True, **args)
