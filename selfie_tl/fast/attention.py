@@ -33,6 +33,7 @@ from typing import Any
 import einops
 import torch
 import torch.nn.functional as F
+from jaxtyping import Float
 from torch import Tensor
 from torch.nn.modules import module as _torch_module
 from transformer_lens import HookedTransformer
@@ -189,36 +190,58 @@ def _decode_forward(
     entry.append(k, v)
     q = self.hook_rot_q(self.apply_rotary(q, offset, attention_mask))  # [batch, 1, head, d_head]
     rot_k_t = entry.rotated_keys_t(self, attention_mask)  # [batch, kv_head, d_head, key_pos]
-    batch, n_heads, d_head = q.shape[0], q.shape[2], q.shape[3]
-    n_kv, key_pos = rot_k_t.shape[1], rot_k_t.shape[3]
-    group = n_heads // n_kv
-    values = entry._values[:, :, :key_pos]  # [batch, kv_head, key_pos, d_head]
-
     if _hooked(self.hook_rot_k):
         # A copy, so a hook that edits its input in place cannot touch the memo; the
         # scores then use whatever it returns, through the stock computation.
         k_full = self.hook_rot_k(rot_k_t.permute(0, 3, 1, 2).clone())
         attn_scores = self.calculate_attention_scores(q, k_full)
     else:
-        # Head h reads kv head h // group (repeat_interleave): group the query heads.
-        q_ = q.reshape(batch, n_kv, group, d_head)
-        attn_scores = torch.matmul(q_, rot_k_t) / self.attn_scale
-        attn_scores = apply_softcap(attn_scores, self.cfg.attn_scores_soft_cap)
-        attn_scores = attn_scores.view(batch, n_heads, 1, key_pos)
+        attn_scores = grouped_scores(self, q, rot_k_t)
     attn_scores = self.apply_causal_mask(attn_scores, offset, attention_mask)
-    attn_scores = self.hook_attn_scores(attn_scores)
-    pattern = F.softmax(attn_scores, dim=-1)
-    pattern = torch.where(torch.isnan(pattern), torch.zeros_like(pattern), pattern)
-    pattern = self.hook_pattern(pattern)  # [batch, head, 1, key_pos]
-    pattern = pattern.to(device=values.device, dtype=values.dtype)
-    z = torch.matmul(pattern.reshape(batch, n_kv, group, key_pos), values)  # [batch, kv, group, d_head]
-    z = self.hook_z(z.reshape(batch, 1, n_heads, d_head))
-
     # as the stock forward (a free view after :func:`selfie_tl.models.optimize_layout`)
     w = einops.rearrange(self.W_O, "head_index d_head d_model -> d_model (head_index d_head)").contiguous()
-    if z.dtype != w.dtype:
-        z = z.to(w.dtype)
-    return F.linear(z.reshape(batch, 1, n_heads * d_head), w, self.b_O)
+    return weigh_values(self, self.hook_attn_scores(attn_scores), entry, w, self.b_O, hooked=True)
+
+
+def grouped_scores(
+    attn: AbstractAttention, q: Float[Tensor, "batch 1 head d_head"], rot_k_t: Float[Tensor, "batch kv_head d_head key_pos"]
+) -> Float[Tensor, "batch head 1 key_pos"]:
+    """Attention scores of one query position against the rotated-key memo, scaled and
+    soft-capped as the stock ``calculate_attention_scores``; head ``h`` reads kv head
+    ``h // group`` (``repeat_interleave``) through a grouped matmul view instead of a copy."""
+    batch, n_heads, d_head = q.shape[0], q.shape[2], q.shape[3]
+    n_kv, key_pos = rot_k_t.shape[1], rot_k_t.shape[3]
+    scores = torch.matmul(q.reshape(batch, n_kv, n_heads // n_kv, d_head), rot_k_t) / attn.attn_scale
+    scores = apply_softcap(scores, attn.cfg.attn_scores_soft_cap)
+    return scores.view(batch, n_heads, 1, key_pos)
+
+
+def weigh_values(
+    attn: AbstractAttention,
+    scores: Float[Tensor, "batch head 1 key_pos"],
+    entry: DecodeKVCacheEntry,
+    w_o: Float[Tensor, "d_model head_x_d_head"],
+    b_o: Tensor | None,
+    *,
+    hooked: bool,
+) -> Float[Tensor, "batch 1 d_model"]:
+    """From masked scores to the attention output, as the stock forward: softmax (a fully
+    masked row gives zeros, not NaN), the pattern times the cached values, then ``W_O``.
+    ``hooked`` runs ``hook_pattern`` and ``hook_z`` on the way (the decode step under
+    :func:`fast_decode_attention`); the lean step passes ``False``."""
+    batch, n_heads, _, key_pos = scores.shape
+    values = entry._values[:, :, :key_pos]  # [batch, kv_head, key_pos, d_head]
+    n_kv, d_head = values.shape[1], values.shape[3]
+    pattern = F.softmax(scores, dim=-1)
+    pattern = torch.where(torch.isnan(pattern), torch.zeros_like(pattern), pattern)
+    if hooked:
+        pattern = attn.hook_pattern(pattern)  # [batch, head, 1, key_pos]
+    pattern = pattern.to(device=values.device, dtype=values.dtype)
+    z = torch.matmul(pattern.reshape(batch, n_kv, n_heads // n_kv, key_pos), values)  # [batch, kv, group, d_head]
+    z = z.reshape(batch, 1, n_heads, d_head)
+    if hooked:
+        z = attn.hook_z(z)
+    return F.linear(z.reshape(batch, 1, n_heads * d_head).to(w_o.dtype), w_o, b_o)
 
 
 @contextmanager

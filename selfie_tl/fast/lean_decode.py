@@ -43,11 +43,10 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.components import Attention as _Attention
 from transformer_lens.components import GroupedQueryAttention, RMSNorm, RMSNormPre, TransformerBlock
 from transformer_lens.components.mlps.gated_mlp import GatedMLP
-from transformer_lens.utilities.activation_functions import apply_softcap
 from transformer_lens.utilities.tensors import get_offset_position_ids
 
 from selfie_tl.errors import InvalidArgumentError
-from selfie_tl.fast.attention import DecodeKVCacheEntry, supports_fast_decode
+from selfie_tl.fast.attention import DecodeKVCacheEntry, grouped_scores, supports_fast_decode, weigh_values
 from selfie_tl.fast.row_compaction import any_hook_attached
 
 _ATTENTION = (_Attention, GroupedQueryAttention)
@@ -195,8 +194,10 @@ class LeanDecoder:
         mask = cache.append_attention_mask(torch.ones_like(tokens))  # [batch, key_pos]
         offset = mask.shape[1] - 1
         positions = get_offset_position_ids(offset, mask)  # [batch, 1], as every layer's apply_rotary
+        # every layer's apply_causal_mask builds this same mask (all blocks are global)
+        final_mask = self.layers[0].block.attn._make_causal_mask(1, offset + 1, offset, mask.device)
+        final_mask = final_mask & mask[:, None, None, :].bool()
         resid = model.embed.W_E[tokens, :]
-        final_mask: Tensor | None = None
         for i, layer in enumerate(self.layers):
             entry = cache.entries[i]
             attn = layer.block.attn
@@ -205,8 +206,6 @@ class LeanDecoder:
             q = F.linear(x, layer.w_q, layer.b_q).reshape(batch, 1, attn.cfg.n_heads, -1)
             k = F.linear(x, layer.w_k, layer.b_k).reshape(batch, 1, layer.w_k.shape[0] // q.shape[3], -1)
             v = F.linear(x, layer.w_v, layer.b_v).reshape(batch, 1, k.shape[2], -1)
-            if final_mask is None:
-                final_mask = attn._make_causal_mask(1, offset + 1, offset, mask.device) & mask[:, None, None, :].bool()
             entry.append(k, v)
             cos = attn.rotary_cos[positions, None, :]
             sin = attn.rotary_sin[positions, None, :]
@@ -215,7 +214,8 @@ class LeanDecoder:
                 entry._rot_keys_t[..., offset] = _rotate(attn, k, cos, sin)[:, 0]
                 entry.rotated = offset + 1
             rot_k_t = entry.rotated_keys_t(attn, mask)  # only rotates what the memo lacks
-            resid = resid + _attend(attn, q, rot_k_t, entry, final_mask, layer.w_o, layer.b_o)
+            scores = torch.where(final_mask, grouped_scores(attn, q, rot_k_t), attn.IGNORE)
+            resid = resid + weigh_values(attn, scores, entry, layer.w_o, layer.b_o, hooked=False)
             x = _rms(layer.block.ln2, resid)
             post = layer.block.mlp.act_fn(F.linear(x, layer.w_gate)) * F.linear(x, layer.w_in)
             if layer.b_in is not None:
@@ -231,24 +231,6 @@ def _rotate(attn, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     flipped = attn.rotate_every_two(x_rot)
     rotated = x_rot * cos + flipped * sin
     return rotated if x_pass.shape[-1] == 0 else torch.cat([rotated, x_pass], dim=-1)
-
-
-def _attend(
-    attn, q: Tensor, rot_k_t: Tensor, entry: DecodeKVCacheEntry, final_mask: Tensor, w_o: Tensor, b_o: Tensor | None
-) -> Tensor:
-    # fast_attention._decode_forward after the projections, without hook points
-    batch, n_heads, d_head = q.shape[0], q.shape[2], q.shape[3]
-    n_kv, key_pos = rot_k_t.shape[1], rot_k_t.shape[3]
-    group = n_heads // n_kv
-    scores = torch.matmul(q.reshape(batch, n_kv, group, d_head), rot_k_t) / attn.attn_scale
-    scores = apply_softcap(scores, attn.cfg.attn_scores_soft_cap).view(batch, n_heads, 1, key_pos)
-    scores = torch.where(final_mask, scores, attn.IGNORE)
-    pattern = F.softmax(scores, dim=-1)
-    pattern = torch.where(torch.isnan(pattern), torch.zeros_like(pattern), pattern)
-    values = entry._values[:, :, :key_pos]
-    pattern = pattern.to(values.dtype)
-    z = torch.matmul(pattern.reshape(batch, n_kv, group, key_pos), values).reshape(batch, 1, n_heads * d_head)
-    return F.linear(z.to(w_o.dtype), w_o, b_o)
 
 
 __all__ = ["LeanDecoder", "supports_lean_decode"]
