@@ -26,6 +26,7 @@ from selfie_tl.fast.attention import fast_decode_attention, init_decode_cache
 from selfie_tl.fast.block import shared_ln1 as _shared_ln1
 from selfie_tl.fast.lean_decode import LeanDecoder, supports_lean_decode
 from selfie_tl.fast.row_compaction import any_hook_attached, select_cache_rows
+from selfie_tl.fast.unembed import unembed
 from selfie_tl.hooks import HookFn, check_fwd_hooks, serialized
 from selfie_tl.validation import (
     as_bool,
@@ -59,11 +60,13 @@ class GenerationOutput:
     lengths: list[int]
 
 
-def final_logits(model: HookedTransformer, resid: Float[Tensor, "batch pos d_model"]) -> Tensor:
-    """Final norm, unembedding and logit soft-cap, as ``HookedTransformer.forward`` does."""
-    if model.cfg.normalization_type is not None:
+def final_logits(model: HookedTransformer, resid: Float[Tensor, "batch pos d_model"], apply_ln: bool = True) -> Tensor:
+    """Final norm, unembedding and logit soft-cap, as ``HookedTransformer.forward`` does
+    (the unembedding in column blocks on the CPU, bit-identical: :mod:`selfie_tl.fast.unembed`).
+    ``apply_ln=False`` skips the final norm (the logit lens without it)."""
+    if apply_ln and model.cfg.normalization_type is not None:
         resid = model.ln_final(resid)
-    logits = model.unembed(resid)
+    logits = unembed(model, resid)
     cap = model.cfg.output_logits_soft_cap
     if cap > 0.0:
         logits = cap * torch.tanh(logits / cap)

@@ -39,11 +39,7 @@ def logit_lens_logits(
         torch.Size([2, 259])
     """
     vectors = check_vectors(check_model(model), vectors)
-    if as_bool(apply_ln, "apply_ln"):
-        return final_logits(model, vectors[:, None, :])[:, 0]
-    logits = model.unembed(vectors[:, None, :])[:, 0]
-    cap = model.cfg.output_logits_soft_cap
-    return cap * torch.tanh(logits / cap) if cap > 0.0 else logits
+    return final_logits(model, vectors[:, None, :], apply_ln=as_bool(apply_ln, "apply_ln"))[:, 0]
 
 
 def _check_top_k(model: HookedTransformer, top_k: int) -> int:

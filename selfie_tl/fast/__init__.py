@@ -18,6 +18,8 @@ module                         what it removes                      switch
                                row, recomputed per row              shared_prefill=)``
 :mod:`.row_compaction`         finished rows kept in the decode     ``generate(drop_finished=)``
                                batch
+:mod:`.unembed`                the slow single CPU product over     ``fast.unembed.CHUNK_COLUMNS
+                               the whole vocabulary                 = None``
 =============================  ===================================  ==============================
 
 They are installed only for the duration of a :func:`selfie_tl.generate` call (instance
