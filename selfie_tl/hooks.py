@@ -17,6 +17,7 @@ from typing import Any, Literal, NamedTuple, TypeVar
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
+from tqdm.auto import tqdm
 from transformer_lens import ActivationCache, HookedTransformer
 from transformer_lens.hook_points import HookPoint
 
@@ -29,7 +30,7 @@ from selfie_tl.errors import (
     VectorError,
 )
 from selfie_tl.prompts import tokenize
-from selfie_tl.validation import as_float, check_context, check_model, check_token_ids, is_int
+from selfie_tl.validation import as_float, as_int, check_context, check_model, check_token_ids, is_int
 
 InjectionMode = Literal["replace", "add"]
 HookFn = Callable[[Tensor, HookPoint], Tensor | None]
@@ -368,19 +369,101 @@ def capture(
     """
     check_model(model)
     ids = prompt_tokens(model, prompt)
+    layer_list = _check_layers(model, layers)
+    pos_list = check_positions(positions, len(ids))
+    return vectors_from_cache(_residual_cache(model, ids[None], layer_list), model, layer_list, pos_list)
+
+
+def _check_layers(model: HookedTransformer, layers: Any) -> list[int]:
     if not is_int(layers) and (layers is None or isinstance(layers, str | bytes) or not isinstance(layers, Iterable)):
         raise LayerOutOfRangeError(f"layers must be an int or a list of ints, got {layers!r:.80}")
     layer_list = [check_layer(model, layer) for layer in ([layers] if is_int(layers) else layers)]
     if not layer_list:
         raise LayerOutOfRangeError("no layers given; pass at least one")
-    pos_list = check_positions(positions, len(ids))
-    names = [hook_name(model, layer) for layer in layer_list]
-    wanted = set(names)
-    stop = min(model.cfg.n_layers, max(layer_list) + 1)
-    _, cache = model.run_with_cache(
-        ids[None].to(model.cfg.device), names_filter=lambda n: n in wanted, stop_at_layer=stop
-    )
-    return vectors_from_cache(cache, model, layer_list, pos_list)
+    return layer_list
+
+
+def _residual_cache(model: HookedTransformer, ids: Int[Tensor, "batch pos"], layers: list[int]) -> ActivationCache:
+    """One forward with ``run_with_cache``, keeping only the residual hooks of ``layers`` and
+    stopping after the deepest one."""
+    wanted = {hook_name(model, layer) for layer in layers}
+    stop = min(model.cfg.n_layers, max(layers) + 1)
+    _, cache = model.run_with_cache(ids.to(model.cfg.device), names_filter=lambda n: n in wanted, stop_at_layer=stop)
+    return cache
+
+
+CAPTURE_BATCH = 64
+"""Prompts per forward in :func:`capture_rows` (of one token length)."""
+
+
+@serialized
+@torch.no_grad()
+def capture_rows(
+    model: HookedTransformer,
+    prompts: Sequence[str | Int[Tensor, " pos"]],
+    layers: int | Sequence[int],
+    positions: Sequence[int],
+    *,
+    batch_size: int = CAPTURE_BATCH,
+    verbose: bool = False,
+) -> Float[Tensor, "prompt layer d_model"]:
+    """One residual vector per prompt: ``prompts[i]`` at ``positions[i]``, at every layer.
+
+    The batched form of :func:`capture` for many prompts (a dataset's subject tokens, say).
+    Prompts of the same token length run together, up to ``batch_size`` per forward, with no
+    padding: a forward of one short prompt reads every weight for a handful of tokens, so
+    this is several times faster (590 fact prompts on the default model: 10 s against 56 s).
+    The batch's matrix products round differently from a lone prompt's (relative
+    differences ~5e-6 there); ``batch_size=1`` is :func:`capture`, bit for bit.
+
+    Args:
+        model: the model (hooks on it take effect, as in :func:`capture`).
+        prompts: texts or 1-D token ids.
+        layers: layer(s) in ``[0, n_layers]``.
+        positions: one token position per prompt (negative counts from the end).
+        batch_size: prompts per forward.
+        verbose: progress bar over forwards.
+
+    Returns:
+        Tensor ``[len(prompts), len(layers), d_model]``.
+
+    Raises:
+        InvalidArgumentError: ``positions`` does not give one position per prompt, or a bad
+            ``batch_size``.
+
+    Example:
+        >>> from selfie_tl.testing import tiny_model
+        >>> model = tiny_model(n_layers=3, d_model=64)
+        >>> capture_rows(model, ["hello", "hi", "howdy"], layers=[0, 3], positions=[-1, 0, 2]).shape
+        torch.Size([3, 2, 64])
+    """
+    check_model(model)
+    iterable = isinstance(prompts, Iterable) and not isinstance(prompts, str | bytes | Tensor)
+    prompts = list(prompts) if iterable else None
+    if not prompts:
+        raise InvalidArgumentError(f"prompts must be a non-empty list of texts or token ids, got {prompts!r:.80}")
+    if isinstance(positions, Iterable) and not isinstance(positions, str | bytes):
+        positions = list(positions)
+    if not isinstance(positions, list) or len(positions) != len(prompts):
+        raise InvalidArgumentError(
+            f"positions must give one token position per prompt ({len(prompts)}), got {positions!r:.80}"
+        )
+    batch_size = as_int(batch_size, "batch_size", 1)
+    layer_list = _check_layers(model, layers)
+    ids = [prompt_tokens(model, p) for p in prompts]
+    pos = [check_positions([p], len(i))[0] for p, i in zip(positions, ids)]
+    by_length: dict[int, list[int]] = {}
+    for i, row in enumerate(ids):
+        by_length.setdefault(len(row), []).append(i)
+    work = [rows[s : s + batch_size] for rows in by_length.values() for s in range(0, len(rows), batch_size)]
+    out = torch.empty(len(ids), len(layer_list), model.cfg.d_model, dtype=model.cfg.dtype, device=model.cfg.device)
+    for rows in tqdm(work, desc="capturing", unit="batch", disable=not verbose, leave=False):
+        cache = _residual_cache(model, torch.stack([ids[i] for i in rows]), layer_list)
+        index = torch.tensor([pos[i] for i in rows], device=model.cfg.device)
+        for li, layer in enumerate(layer_list):
+            acts = cache[hook_name(model, layer)]
+            out[rows, li] = acts[torch.arange(len(rows), device=acts.device), index]
+    return out
 
 
 def vectors_from_cache(

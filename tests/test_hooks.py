@@ -4,6 +4,7 @@ import torch
 from selfie_tl.errors import InvalidArgumentError, LayerOutOfRangeError, PositionOutOfRangeError, VectorError
 from selfie_tl.hooks import (
     capture,
+    capture_rows,
     check_positions,
     check_vectors,
     hook_count,
@@ -53,6 +54,47 @@ def test_capture_errors(tiny_llama):
         capture(tiny_llama, "", 0, 0)
     with pytest.raises(LayerOutOfRangeError, match="no layers"):
         capture(tiny_llama, "ab", [], 0)
+    assert hook_count(tiny_llama) == 0
+
+
+PROMPTS = ["hello world", "hi there!!!", "abc", "xyz", "hey", "goodbye all"]  # lengths 11, 11, 3, 3, 3, 11
+
+
+def test_capture_rows_one_at_a_time_is_capture_bit_for_bit(tiny):
+    positions = [-1, 2, 0, 1, -2, 5]
+    got = capture_rows(tiny, PROMPTS, [0, 2, 3], positions, batch_size=1)
+    assert got.shape == (6, 3, tiny.cfg.d_model)
+    for i, (prompt, pos) in enumerate(zip(PROMPTS, positions)):
+        assert torch.equal(got[i], capture(tiny, prompt, [0, 2, 3], [pos])[:, 0])
+
+
+@pytest.mark.parametrize("batch_size", [2, 64])
+def test_capture_rows_batched_by_length_matches_capture(tiny, batch_size):
+    positions = [-1, 2, 0, 1, -2, 5]
+    got = capture_rows(tiny, PROMPTS, [1, 3], positions, batch_size=batch_size)
+    for i, (prompt, pos) in enumerate(zip(PROMPTS, positions)):
+        # a batch's products may round differently from a lone prompt's
+        torch.testing.assert_close(got[i], capture(tiny, prompt, [1, 3], [pos])[:, 0], rtol=1e-5, atol=1e-5)
+
+
+def test_capture_rows_runs_one_forward_per_length_and_batch(tiny_llama):
+    shapes = []
+    with tiny_llama.hooks(fwd_hooks=[("hook_embed", lambda t, hook: shapes.append(tuple(t.shape[:2])))]):
+        capture_rows(tiny_llama, PROMPTS, [1], [0] * 6, batch_size=2)
+    assert sorted(shapes) == [(1, 3), (1, 11), (2, 3), (2, 11)]
+
+
+def test_capture_rows_errors_leave_no_hook(tiny_llama):
+    with pytest.raises(InvalidArgumentError, match="one token position per prompt"):
+        capture_rows(tiny_llama, ["ab", "cd"], 0, [0])
+    with pytest.raises(InvalidArgumentError, match="non-empty list"):
+        capture_rows(tiny_llama, "ab", 0, [0])
+    with pytest.raises(InvalidArgumentError, match="batch_size"):
+        capture_rows(tiny_llama, ["ab"], 0, [0], batch_size=0)
+    with pytest.raises(PositionOutOfRangeError, match="out of range for a prompt of 2 tokens"):
+        capture_rows(tiny_llama, ["ab", "abc"], 0, [0, 2][::-1])
+    with pytest.raises(LayerOutOfRangeError):
+        capture_rows(tiny_llama, ["ab"], 9, [0])
     assert hook_count(tiny_llama) == 0
 
 

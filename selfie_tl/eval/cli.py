@@ -28,6 +28,7 @@ from typing import Any
 from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.eval.attributes import METHODS, AttributeEvalConfig
 from selfie_tl.eval.methods import BATCH_SIZE
+from selfie_tl.hooks import CAPTURE_BATCH
 from selfie_tl.eval.templates import PRESET_PREFIX, template_names
 from selfie_tl.files import write_text
 from selfie_tl.indices import parse_index_spec
@@ -79,6 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--batch-size", type=int, default=BATCH_SIZE, help=f"interpretations generated together (default {BATCH_SIZE})"
     )
+    parser.add_argument("--capture-batch-size", type=int, default=CAPTURE_BATCH,
+                        help=f"fact prompts of one length read per forward (default {CAPTURE_BATCH}; "
+                        "1 reads each alone, bit for bit as before batching)")  # fmt: skip
     parser.add_argument("--max-new-tokens", type=int, default=20, help="tokens per interpretation (default 20)")
     parser.add_argument("--logit-lens-k", type=int, default=20,
                         help="top-k tokens the logit lens may hit with (default 20)")  # fmt: skip
@@ -132,8 +136,8 @@ def config_from_args(args: argparse.Namespace) -> AttributeEvalConfig:
         layers=parse_layers(args.layers), methods=_csv_list(args.methods, list(METHODS), "methods"),
         templates=None if args.prompts is None else _templates(args.prompts),
         k=args.k, preset=args.preset,
-        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, logit_lens_k=args.logit_lens_k,
-        n_bootstrap=args.n_bootstrap, seed=args.seed, verbose=not args.quiet,
+        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, capture_batch_size=args.capture_batch_size,
+        logit_lens_k=args.logit_lens_k, n_bootstrap=args.n_bootstrap, seed=args.seed, verbose=not args.quiet,
     )  # fmt: skip
 
 
