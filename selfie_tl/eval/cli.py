@@ -28,9 +28,9 @@ from typing import Any
 from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.eval.attributes import METHODS, AttributeEvalConfig
 from selfie_tl.eval.methods import BATCH_SIZE
-from selfie_tl.hooks import CAPTURE_BATCH
 from selfie_tl.eval.templates import PRESET_PREFIX, template_names
 from selfie_tl.files import write_text
+from selfie_tl.hooks import CAPTURE_BATCH
 from selfie_tl.indices import parse_index_spec
 
 
