@@ -195,6 +195,21 @@ def _check_eos(model: HookedTransformer, eos_token_ids: Any) -> list[int]:
     return [int(t) for t in items]
 
 
+def _maybe_nonfinite(logits: Tensor) -> Tensor:
+    """A 0-dim flag, no host sync: ``False`` proves every logit finite (a NaN or inf in any
+    one makes the sum NaN or inf). One pass over the logits, against four for
+    ``isfinite(...).all()`` (abs, two compares, and): 3% of a decode step at 128 rows.
+    ``True`` may also mean a sum that overflowed, so :func:`_all_finite` confirms it."""
+    return ~torch.isfinite(logits.sum())
+
+
+def _all_finite(logits: Tensor, flag: Tensor | bool | None = None) -> bool:
+    """Whether every logit is finite; ``flag`` is :func:`_maybe_nonfinite`'s, if taken."""
+    if flag is None:
+        flag = _maybe_nonfinite(logits)
+    return not bool(flag) or bool(torch.isfinite(logits).all())
+
+
 def _nonfinite(logits: Tensor, step: int, batch_rows: Tensor | None = None) -> NumericalError:
     bad = (~torch.isfinite(logits).all(dim=-1)).nonzero().flatten()
     rows = (bad if batch_rows is None else batch_rows[bad]).tolist()
@@ -334,7 +349,7 @@ def generate(
             with model.hooks(fwd_hooks=list(prefill_hooks)):
                 resid = residual_stream(model, input_ids, cache, attention_mask)
         logits = final_logits(model, resid[:, -1])
-        if not bool(torch.isfinite(logits).all()):
+        if not _all_finite(logits):
             raise _nonfinite(logits, 0)
 
         tokens = torch.empty(batch, 0, dtype=torch.long, device=device)
@@ -375,7 +390,7 @@ def generate(
                 done = int(finished.sum())
             else:
                 flags = torch.stack([finished.sum(), nonfinite.long()]).tolist()
-                if flags[1]:
+                if flags[1] and not _all_finite(logits_seen, True):
                     raise _nonfinite(logits_seen, step, rows)
                 done = flags[0]
             if done == finished.shape[0] or step == max_new_tokens - 1:
@@ -392,9 +407,9 @@ def generate(
             else:
                 resid = residual_stream(model, choice[:, None], cache)
             logits = final_logits(model, resid[:, -1])
-            nonfinite = ~torch.isfinite(logits).all()
+            nonfinite = _maybe_nonfinite(logits)
             logits_seen = logits
-            if do_sample and bool(nonfinite):  # sampling cannot choose from NaN: check now
+            if do_sample and not _all_finite(logits, nonfinite):  # sampling cannot choose from NaN: check now
                 raise _nonfinite(logits, step + 1, rows)
     lengths = torch.where(lengths < 0, torch.tensor(tokens.shape[1], device=device), lengths)
     return GenerationOutput(tokens=tokens, probs=probs, lengths=lengths.tolist())

@@ -90,3 +90,23 @@ def test_complete_rejects_bad_sizes(tiny_llama):
         complete(tiny_llama, ["a"], max_new_tokens=0)
     with pytest.raises(InvalidArgumentError, match="batch_size must be an int >= 1, got True"):
         complete(tiny_llama, ["a"], batch_size=True)
+
+
+@pytest.mark.parametrize(
+    ("logits", "finite"),
+    [
+        ([[1.0, -2.0], [0.5, 3.0]], True),
+        ([[3e38, 3e38], [3e38, 1.0]], True),  # the sum overflows; every logit is still finite
+        ([[float("nan"), 0.0], [1.0, 1.0]], False),
+        ([[1.0, float("inf")], [1.0, 1.0]], False),
+        ([[1.0, 1.0], [float("-inf"), 1.0]], False),
+        ([[float("inf"), float("-inf")], [1.0, 1.0]], False),
+    ],
+)
+def test_finiteness_check_is_exact(logits, finite):
+    from selfie_tl.generation import _all_finite, _maybe_nonfinite
+
+    t = torch.tensor(logits)
+    assert _all_finite(t) is finite
+    assert _all_finite(t, _maybe_nonfinite(t)) is finite
+    assert bool(torch.isfinite(t).all()) is finite
