@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from selfie_tl.indices import parse_index_spec
+from selfie_tl.runtime import keep_freed_memory
 
 DEMO_PROMPT = "What is the highest mountain in the world?"
 DEMO_DEFAULTS = {"layers": "3:28:3", "tokens": ":", "max_new_tokens": 16, "top": 15, "preset": "best"}
@@ -374,6 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(_glue_negative_specs(argv))
+    keep_freed_memory()  # this process is ours: reuse freed activations (see selfie_tl.runtime)
     command = "selfie-tl " + shlex.join(argv)
     try:
         if args.command == "interpret":
