@@ -36,7 +36,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -323,6 +323,7 @@ def generate_interpretations(
     preset: str | Preset | None = None,
     shared_prefill: bool | str = "auto",
     drop_finished: bool = True,
+    progress: Callable[[int], Any] | None = None,
     **options: Any,
 ) -> InterpretationBatch:
     """Interpret vectors and return texts, tokens, probabilities and relevancy.
@@ -354,6 +355,8 @@ def generate_interpretations(
             applies, ``False`` never (the whole prefill per row).
         drop_finished: drop rows that have ended from the decode batch
             (:func:`~selfie_tl.generation.generate`'s switch).
+        progress: called after each batch with the number of vectors it interpreted (a
+            progress bar's ``update``, say).
 
     Raises:
         VectorError: vectors of the wrong shape, or NaN/inf in them.
@@ -450,6 +453,8 @@ def generate_interpretations(
                 result.probs.append(out.probs[row, :length].tolist())
                 if rel is not None:
                     result.relevancy.append(rel[row, :length].tolist())
+            if progress is not None:
+                progress(chunk.shape[0])
     return result
 
 
@@ -464,6 +469,7 @@ def interpret_vectors(
     fwd_hooks: Sequence[tuple[str, HookFn]] = (),
     adapter: SelfInterpretationAdapter | str | None = None,
     preset: str | Preset | None = None,
+    progress: Callable[[int], Any] | None = None,
     **options: Any,
 ) -> list[str]:
     """Interpret arbitrary vectors (SAE decoder rows, steering vectors, means, ...).
@@ -484,6 +490,7 @@ def interpret_vectors(
         fwd_hooks: extra ``(hook_name, fn)`` pairs active for the whole run.
         adapter: a self-interpretation adapter (or its path) applied before injection.
         preset: a named preset (``"paper"``, ``"best"``) to start from.
+        progress: called after each batch with the number of vectors done.
         **options: any other :class:`InterpretationConfig` field (``mode``,
             ``overlay_strength``, ``scale``, ``do_sample``, ``seed``, ``verbose``, ...).
 
@@ -501,7 +508,7 @@ def interpret_vectors(
     options.setdefault("relevancy", False)
     return generate_interpretations(
         model, vectors, interpretation_prompt, None, fwd_hooks=fwd_hooks, adapter=adapter, preset=preset,
-        k=k, max_new_tokens=max_new_tokens, batch_size=batch_size, **options,
+        progress=progress, k=k, max_new_tokens=max_new_tokens, batch_size=batch_size, **options,
     ).texts  # fmt: skip
 
 

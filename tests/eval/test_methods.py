@@ -16,7 +16,7 @@ from selfie_tl.eval.methods import (
     selfie_rows,
     token_hit,
 )
-from selfie_tl.eval.templates import identity_prompt, relation_prompt, template_prompt
+from selfie_tl.eval.templates import identity_prompt, relation_prompt, template_groups, template_prompt
 from selfie_tl.generation import generate
 from selfie_tl.hooks import capture
 from selfie_tl.interpret import interpret_vectors
@@ -97,7 +97,7 @@ def test_selfie_rows_are_interpret_vectors(tiny):
     seen = []
     rows = selfie_rows(tiny, FACTS, vecs, LAYERS, "where_from", k=1, max_new_tokens=3, batch_size=2,
                        progress=seen.append)  # fmt: skip
-    assert seen == [3, 3]
+    assert seen == [2, 2, 2]  # 3 facts x 2 layers in batches of 2: the batches fill across layers
     prompt = template_prompt(tiny.tokenizer, "where_from")
     for li, layer in enumerate(LAYERS):
         got = [r["output"] for r in rows if r["layer"] == layer]
@@ -113,3 +113,17 @@ def test_patchscope_rows_inject_at_the_layer_read(tiny_llama):
         got = [r["output"] for r in rows if r["layer"] == layer]
         assert got == interpret_vectors(tiny_llama, vecs[:, li], prompt, k=k, max_new_tokens=3)
     assert {(r["method"], r["template"]) for r in rows} == {("patchscope", "identity")}
+
+
+def test_selfie_rows_keep_layer_then_group_order(tiny_llama):
+    """Filling batches across layers does not reorder rows: layer by layer, then template
+    group by group, each row what its group's prompt gives for that layer's vector."""
+    vecs = _vectors(tiny_llama)
+    rows = selfie_rows(tiny_llama, FACTS, vecs, LAYERS, "relation", k=1, max_new_tokens=3, batch_size=2)
+    groups = template_groups(tiny_llama.tokenizer, FACTS, "relation")
+    expected = []
+    for li, layer in enumerate(LAYERS):
+        for prompt, idx in groups:
+            texts = interpret_vectors(tiny_llama, vecs[idx, li], prompt, k=1, max_new_tokens=3)
+            expected += [(i, layer, t) for i, t in zip(idx, texts)]
+    assert [(r["fact"], r["layer"], r["output"]) for r in rows] == expected
