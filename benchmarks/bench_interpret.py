@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 import selfie_tl  # noqa: E402
 from selfie_tl.hf_reference import hf_interpret_ids  # noqa: E402
 from selfie_tl.models import GGUF_MEMBER, cache_dir, load_default_hf_model  # noqa: E402
+from selfie_tl.runtime import keep_freed_memory  # noqa: E402
 
 DEMO = "What is the highest mountain in the world?"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -305,7 +306,11 @@ def main(argv=None) -> int:
         help="wall time, or this process's CPU time (steadier on a loaded machine; use with OMP_NUM_THREADS=1)",
     )  # fmt: skip
     parser.add_argument("--skip-load", action="store_true", help="same as leaving 'loading' out of --parts")
+    parser.add_argument("--unmap-freed-memory", action="store_true",
+                        help="leave glibc's default (freed blocks unmapped) instead of what selfie-tl applies "
+                        "(selfie_tl.runtime.keep_freed_memory); both sides of every comparison share the setting")  # fmt: skip
     args = parser.parse_args(argv)
+    keep_freed = False if args.unmap_freed_memory else keep_freed_memory()
     parts = [x.strip() for x in args.parts.split(",") if x.strip()]
     if unknown := sorted(set(parts) - set(PARTS)):
         parser.error(f"unknown --parts {unknown}; choose from {PARTS}")
@@ -326,7 +331,8 @@ def main(argv=None) -> int:
 
     result = {
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-                    "torch": torch.__version__, "load_average": os.getloadavg(), "clock": args.clock},
+                    "torch": torch.__version__, "load_average": os.getloadavg(), "clock": args.clock,
+                    "keep_freed_memory": keep_freed},
         "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
     }  # fmt: skip
     if "throughput" in parts:
