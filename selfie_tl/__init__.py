@@ -3,7 +3,7 @@
 The data flow, one module per step::
 
     prompts      InterpretationPrompt: text with placeholder slots
-    hooks        hook_name, capture, injection_hooks: read and write the residual stream
+    hooks        hook_name, capture, capture_rows, injection_hooks: read and write the residual stream
     generation   generate: KV-cached decode loop that keeps the model's hooks firing
     relevancy    which generated tokens came from the embedding
     interpret    interpret, interpret_vectors: the whole pipeline -> pandas DataFrame
@@ -39,6 +39,7 @@ from selfie_tl.errors import (
 from selfie_tl.generation import GenerationOutput, complete, generate
 from selfie_tl.hooks import (
     capture,
+    capture_rows,
     hook_name,
     injection_hook,
     injection_hooks,
@@ -80,6 +81,7 @@ __all__ = [
     "VectorError",
     "baseline_probs",
     "capture",
+    "capture_rows",
     "complete",
     "default_interpretation_prompt",
     "generate",

@@ -438,10 +438,11 @@ def capture_rows(
         torch.Size([3, 2, 64])
     """
     check_model(model)
+    given = prompts
     iterable = isinstance(prompts, Iterable) and not isinstance(prompts, str | bytes | Tensor)
     prompts = list(prompts) if iterable else None
     if not prompts:
-        raise InvalidArgumentError(f"prompts must be a non-empty list of texts or token ids, got {prompts!r:.80}")
+        raise InvalidArgumentError(f"prompts must be a non-empty list of texts or token ids, got {given!r:.80}")
     if isinstance(positions, Iterable) and not isinstance(positions, str | bytes):
         positions = list(positions)
     if not isinstance(positions, list) or len(positions) != len(prompts):
