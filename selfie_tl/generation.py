@@ -360,6 +360,7 @@ def generate(
         rows: Tensor | None = None
         prompt_ids = input_ids
         finished = torch.zeros(batch, dtype=torch.bool, device=device)
+        nonfinite, logits_seen = torch.zeros((), dtype=torch.bool, device=device), logits  # set by each step
         for step in range(max_new_tokens):
             logits = logits.float()
             scores = logits
