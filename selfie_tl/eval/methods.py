@@ -167,22 +167,19 @@ def selfie_rows(
     Every layer's vectors of a template group go to one call, so batches fill across layers
     (590 facts x 11 layers at 128 rows: 51 batches instead of 11 x 5 with a 78-row tail
     each); rows come back layer by layer, as if each layer ran alone."""
-    texts: dict[tuple[int, int], list[str]] = {}
     groups = template_groups(model.tokenizer, facts, template)
-    for g, (prompt, idx) in enumerate(groups):
-        flat = vectors[idx].transpose(0, 1).reshape(-1, vectors.shape[-1])  # layer-major
-        out = interpret_vectors(
-            model, flat, prompt, k=k, max_new_tokens=max_new_tokens, batch_size=batch_size, preset=preset,
-            progress=progress, **options,
-        )  # fmt: skip
-        for li in range(len(layers)):
-            texts[g, li] = out[li * len(idx) : (li + 1) * len(idx)]
+    texts = [  # per group, layer-major: every fact at the first layer, then at the next, ...
+        interpret_vectors(
+            model, vectors[idx].transpose(0, 1).reshape(-1, vectors.shape[-1]), prompt, k=k,
+            max_new_tokens=max_new_tokens, batch_size=batch_size, preset=preset, progress=progress, **options,
+        )
+        for prompt, idx in groups
+    ]  # fmt: skip
     rows = []
     for li, layer in enumerate(layers):
-        for g, (_, idx) in enumerate(groups):
-            rows.extend(
-                method_row(facts, i, f"selfie:{template}", template, layer, t) for i, t in zip(idx, texts[g, li])
-            )
+        for (_, idx), out in zip(groups, texts):
+            layer_texts = out[li * len(idx) : (li + 1) * len(idx)]
+            rows.extend(method_row(facts, i, f"selfie:{template}", template, layer, t) for i, t in zip(idx, layer_texts))
     return rows
 
 

@@ -19,8 +19,7 @@ operation (``F.linear`` with the bias slice) on rows of the same weight, so the 
 bit-identical (``tests/fast/test_unembed.py`` checks ``torch.equal`` against
 ``model.unembed``). The blocks run only where that was measured and nothing could notice:
 on the CPU, without autograd, and while no hook is attached to ``model.unembed`` or its
-hook points. Set
-:data:`CHUNK_COLUMNS` to ``None`` to turn them off.
+hook points. Set :data:`CHUNK_COLUMNS` to ``None`` to turn them off.
 """
 
 from __future__ import annotations
