@@ -15,7 +15,12 @@ Measures, in one process and interleaved (so both sides see the same machine loa
 6. ``levers``: the same generation with each optimisation switched off, interleaved
    (``shared_ln1``, ``fast_attention``, ``lean_decode``, ``shared_prefill``, ``drop_finished``;
    the prefill alone with ``shared_prefill`` forced on, and off);
-7. ``cuda``: the throughput comparison on CUDA in float16 and bfloat16 (plain HF with its
+7. ``floors``: the best rate this machine reaches on the model's own matrix product, and
+   what the relevancy pass's arithmetic alone costs at that rate (the lower bound on the
+   relevancy overhead; the pass repeats the decode's products in one forward); with
+   ``--eval-run DIR``, the same for the SelfIE and patchscope stages of a finished
+   ``selfie-tl eval`` run, counted from the tokens each of its rows generated;
+8. ``cuda``: the throughput comparison on CUDA in float16 and bfloat16 (plain HF with its
    default attention), or a line saying no GPU was available.
 
 Usage::
@@ -271,6 +276,105 @@ PROFILE_FINDINGS = [
 ]
 
 
+def token_flops(cfg, context: int, unembed: bool = True) -> float:
+    """Floating-point operations for one position through every block (matrix products and
+    attention over ``context`` keys; elementwise work left out), plus the unembedding."""
+    kv_heads = cfg.n_key_value_heads or cfg.n_heads
+    attn = cfg.d_model * cfg.d_head * (2 * cfg.n_heads + 2 * kv_heads)  # W_Q, W_O; W_K, W_V
+    mlp = (3 if cfg.gated_mlp else 2) * cfg.d_model * cfg.d_mlp
+    scores = 2 * cfg.n_heads * cfg.d_head * context  # q.k and pattern.v
+    return 2 * cfg.n_layers * (attn + mlp + scores) + (2 * cfg.d_model * cfg.d_vocab if unembed else 0)
+
+
+def gemm_peak(model, rows: int = 2048, repeats: int = 5) -> float:
+    """The best rate (FLOP/s) measured for the model's own MLP product at ``rows`` rows: the
+    most this machine does on these shapes, whatever the code around it."""
+    w = model.blocks[0].mlp.W_in.detach()
+    x = torch.randn(rows, w.shape[0], dtype=w.dtype, device=w.device)
+    best = float("inf")
+    with torch.no_grad():
+        x @ w
+        for _ in range(repeats):
+            best = min(best, timed(lambda: x @ w)[0])
+    return 2 * rows * w.shape[0] * w.shape[1] / best
+
+
+def floors(model, prompt, vectors, bs, new_tokens, measured_relevancy=None, eval_run=None):
+    """What the arithmetic alone costs at this machine's measured peak, beside the measured
+    times: the lower bounds the throughput targets are up against."""
+    cfg, n_prompt = model.cfg, len(prompt.input_ids)
+    peak = gemm_peak(model)
+    rel = measured_relevancy or relevancy_overhead(model, prompt, vectors, bs, new_tokens, 1)
+    # The teacher-forced pass feeds every generated token but the last, each scored over the
+    # whole vocabulary (the softmax normaliser needs every logit).
+    steps = new_tokens - 1
+    pass_flops = bs * sum(token_flops(cfg, n_prompt + j + 1) for j in range(steps))
+    without = rel["without_relevancy_s"]
+    out = {
+        "gemm_peak_gflops": round(peak / 1e9, 1),
+        "relevancy_pass_gflop": round(pass_flops / 1e9, 1),
+        "relevancy_pass_floor_s": round(pass_flops / peak, 3),
+        "relevancy_overhead_floor": round(pass_flops / peak / without, 3),
+        "relevancy_overhead_measured": rel["overhead_fraction"],
+        "interpretation_s_measured": without,
+        "note": "floors count matrix products and attention only, at the best rate measured for the model's "
+        "MLP product (2,048 rows); the relevancy pass does the decode's arithmetic again, in one pass",
+    }  # fmt: skip
+    print(f"  GEMM peak {out['gemm_peak_gflops']} GFLOP/s; relevancy pass {out['relevancy_pass_gflop']} GFLOP "
+          f"-> at least {out['relevancy_pass_floor_s']} s = {100 * out['relevancy_overhead_floor']:.0f}% of the "
+          f"{without} s interpretation (measured {100 * rel['overhead_fraction']:.0f}%)", flush=True)  # fmt: skip
+    if eval_run is not None:
+        out["eval"] = eval_floor(model, eval_run, peak)
+    return out
+
+
+def prompt_flops(cfg, prompt, k: int, new_tokens: int) -> float:
+    """One interpretation's arithmetic on the fast paths: the prompt from its first
+    placeholder on through blocks ``k..`` (the rest is shared by every row), the first
+    token's unembedding, then ``new_tokens - 1`` decode steps."""
+    n, split = len(prompt.input_ids), min(prompt.placeholder_positions)
+    prefill = sum(token_flops(cfg, j + 1, unembed=False) for j in range(split, n)) * (cfg.n_layers - k) / cfg.n_layers
+    return prefill + 2 * cfg.d_model * cfg.d_vocab + sum(token_flops(cfg, n + j + 1) for j in range(new_tokens - 1))
+
+
+def eval_floor(model, run_dir: Path, peak: float) -> dict:
+    """The SelfIE and patchscope arithmetic of a finished ``selfie-tl eval`` run (its
+    ``rows.csv`` and ``summary.json``), from the number of tokens each row generated, at
+    ``peak`` FLOP/s, beside the stage times the run measured."""
+    import pandas as pd
+
+    from selfie_tl.eval.templates import identity_prompt, template_prompt
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    config, timings = summary["config"], summary["timings_s"]
+    if config.get("preset") or config.get("interpretation"):
+        raise SystemExit("--eval-run: only runs without --preset or interpretation settings are counted")
+    rows = pd.read_csv(run_dir / "rows.csv", keep_default_na=False)
+    tok, cfg, out = model.tokenizer, model.cfg, {}
+
+    def generated(text: str, limit: int) -> int:  # the end token is generated too when a row stops early
+        return min(limit, len(tok(text, add_special_tokens=False).input_ids) + 1)
+
+    for method in sorted(set(rows.method)):
+        if method.startswith("selfie:") and method != "selfie:relation":
+            prompt, new = template_prompt(tok, method.split(":", 1)[1]), config["max_new_tokens"]
+            k_of = lambda layer: config["k"] if config["k"] is not None else selfie_tl.InterpretationConfig().k  # noqa: E731
+        elif method == "patchscope":
+            prompt, new = identity_prompt(tok), config["patchscope_max_new_tokens"]
+            k_of = lambda layer: min(layer, cfg.n_layers - 1)  # noqa: E731
+        else:
+            continue
+        part = rows[rows.method == method]
+        flops = sum(prompt_flops(cfg, prompt, k_of(layer), generated(text, new))
+                    for text, layer in zip(part.output, part.layer))  # fmt: skip
+        out[method] = {"rows": len(part), "tflop": round(flops / 1e12, 1), "floor_s": round(flops / peak),
+                       "measured_s": timings.get(method), "fraction_of_peak": round(flops / peak / timings[method], 2)}  # fmt: skip
+        print(f"  {method}: {len(part)} rows, {flops / 1e12:.1f} TFLOP -> at least {flops / peak:.0f} s "
+              f"(measured {timings[method]} s: {100 * flops / peak / timings[method]:.0f}% of peak)", flush=True)  # fmt: skip
+    out["total_measured_s"] = timings["total"]
+    return out
+
+
 def cuda_throughput(prompt, vectors, batch_sizes, new_tokens, repeats):
     """The throughput comparison on CUDA, in float16 and bfloat16 (HF: default attention)."""
     if not torch.cuda.is_available():
@@ -289,7 +393,7 @@ def cuda_throughput(prompt, vectors, batch_sizes, new_tokens, repeats):
     return out
 
 
-PARTS = ["throughput", "relevancy", "grid", "loading", "profile", "levers", "cuda"]
+PARTS = ["throughput", "relevancy", "grid", "loading", "profile", "levers", "floors", "cuda"]
 
 
 def main(argv=None) -> int:
@@ -309,7 +413,12 @@ def main(argv=None) -> int:
     parser.add_argument("--unmap-freed-memory", action="store_true",
                         help="leave glibc's default (freed blocks unmapped) instead of what selfie-tl applies "
                         "(selfie_tl.runtime.keep_freed_memory); both sides of every comparison share the setting")  # fmt: skip
+    parser.add_argument("--eval-run", type=Path, metavar="DIR",
+                        help="with the floors part: also count the arithmetic of a finished `selfie-tl eval` run "
+                        "(the --out folder holding rows.csv and summary.json)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.eval_run is not None and not (args.eval_run / "rows.csv").is_file():
+        parser.error(f"--eval-run {str(args.eval_run)!r} holds no rows.csv; give a `selfie-tl eval --out` folder")
     keep_freed = False if args.unmap_freed_memory else keep_freed_memory()
     parts = [x.strip() for x in args.parts.split(",") if x.strip()]
     if unknown := sorted(set(parts) - set(PARTS)):
@@ -356,6 +465,11 @@ def main(argv=None) -> int:
     if "levers" in parts:
         print(f"levers (generate, batch {max(batch_sizes)}, {args.new_tokens} tokens, interleaved):", flush=True)
         result["levers"] = levers(model, prompt, vectors, max(batch_sizes), args.new_tokens, repeats)
+    if "floors" in parts:
+        print(f"floors (batch {max(batch_sizes)}, {args.new_tokens} tokens, arithmetic at the measured peak):", flush=True)
+        result["floors"] = floors(
+            model, prompt, vectors, max(batch_sizes), args.new_tokens, result.get("relevancy"), args.eval_run
+        )
     if "cuda" in parts:
         print("cuda (float16 / bfloat16):", flush=True)
         result["cuda"] = cuda_throughput(prompt, vectors, batch_sizes, args.new_tokens, repeats)
@@ -379,6 +493,12 @@ def main(argv=None) -> int:
         for r in prof["top_ops"][:6]:
             print(f"| profile: {r['op']} | {r['percent']}% of self CPU time ({r['calls']} calls) |")
         print(f"| profile: prefill share of generate time | {100 * prof['split']['prefill_fraction']:.0f}% |")
+    if fl := result.get("floors"):
+        print(f"| relevancy overhead floor (arithmetic at {fl['gemm_peak_gflops']} GFLOP/s) | "
+              f"{100 * fl['relevancy_overhead_floor']:.0f}% (measured {100 * fl['relevancy_overhead_measured']:.0f}%) |")
+        for method, v in fl.get("eval", {}).items():
+            if isinstance(v, dict):
+                print(f"| eval {method}: arithmetic floor | {v['floor_s']} s (measured {v['measured_s']} s) |")
     for name, v in result.get("levers", {}).items():
         print(f"| lever {name} | {v['median_s']} s (x{v['vs_all_on']}) |")
     for key, value in result.get("loading", {}).items():
