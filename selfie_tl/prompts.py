@@ -132,6 +132,18 @@ def chat_text(
     return f"{head}User: {user}\nAssistant: {assistant}"
 
 
+def check_n_placeholders(n_placeholders: Any) -> int:
+    """``n_placeholders`` when it is an int >= 1; :class:`PromptError` naming it otherwise.
+
+    Example:
+        >>> check_n_placeholders(3)
+        3
+    """
+    if not isinstance(n_placeholders, int) or isinstance(n_placeholders, bool) or n_placeholders < 1:
+        raise PromptError(f"n_placeholders must be an int >= 1, got {n_placeholders!r}")
+    return n_placeholders
+
+
 def chat_parts(
     tokenizer: Any,
     user_before: str = "",
@@ -151,8 +163,7 @@ def chat_parts(
         >>> chat_parts(tiny_tokenizer(), "Say ", "!", "Ok", n_placeholders=2)
         ('<|im_start|>user\\nSay ', 0, 0, '!<|im_end|>\\n<|im_start|>assistant\\nOk')
     """
-    if not isinstance(n_placeholders, int) or isinstance(n_placeholders, bool) or n_placeholders < 1:
-        raise PromptError(f"n_placeholders must be an int >= 1, got {n_placeholders!r}")
+    check_n_placeholders(n_placeholders)
     rendered = chat_text(tokenizer, _SENTINEL, assistant_prefix, system=system, plain_fallback=plain_fallback)
     prefix, suffix = rendered.split(_SENTINEL)
     parts = (prefix + user_before, *([PLACEHOLDER] * n_placeholders), user_after + suffix)
@@ -443,6 +454,35 @@ def prompt_from_spec(tokenizer: Any, spec: dict[str, Any] | None) -> Interpretat
     raise PromptError(f'a prompt spec is None, {{"chat": {{...}}}} or {{"parts": [...]}}, got {spec!r:.120}')
 
 
+def spec_with_placeholders(spec: dict[str, Any], n_placeholders: int) -> dict[str, Any]:
+    """A copy of prompt spec ``spec`` (see :func:`prompt_from_spec`) whose every run of
+    placeholders is ``n_placeholders`` long: the placeholder count as a setting of a stored
+    prompt (the evaluation's search tries it as a lever).
+
+    Raises:
+        PromptError: ``n_placeholders`` is not an int >= 1, or ``spec`` is not a chat or
+            parts spec (``None``, the default prompt, stores no count; pass its chat spec).
+
+    Example:
+        >>> spec_with_placeholders({"parts": ["Say ", 0, 0, "!"]}, 3)
+        {'parts': ['Say ', 0, 0, 0, '!']}
+        >>> spec_with_placeholders({"chat": {"user_before": "Hi "}}, 1)
+        {'chat': {'user_before': 'Hi ', 'n_placeholders': 1}}
+    """
+    n = check_n_placeholders(n_placeholders)
+    if isinstance(spec, dict) and set(spec) == {"chat"} and isinstance(spec["chat"], dict):
+        return {"chat": {**spec["chat"], "n_placeholders": n}}
+    if isinstance(spec, dict) and set(spec) == {"parts"} and isinstance(spec["parts"], list | tuple):
+        parts: list[Any] = []
+        for part in spec["parts"]:
+            if not _is_placeholder(part):
+                parts.append(part)
+            elif not parts or not _is_placeholder(parts[-1]):  # the first of a run stands for the run
+                parts.extend([PLACEHOLDER] * n)
+        return {"parts": parts}
+    raise PromptError(f'spec_with_placeholders needs a {{"chat": {{...}}}} or {{"parts": [...]}} spec, got {spec!r:.120}')
+
+
 def as_prompt(tokenizer: Any, prompt: Any = None) -> InterpretationPrompt:
     """Whatever a user passes as an interpretation prompt, as an :class:`InterpretationPrompt`.
 
@@ -483,7 +523,9 @@ __all__ = [
     "as_prompt",
     "chat_parts",
     "chat_text",
+    "check_n_placeholders",
     "default_interpretation_prompt",
     "is_chatml",
+    "spec_with_placeholders",
     "tokenize",
 ]

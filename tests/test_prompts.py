@@ -9,6 +9,8 @@ from selfie_tl.prompts import (
     chat_text,
     default_interpretation_prompt,
     is_chatml,
+    prompt_from_spec,
+    spec_with_placeholders,
     tokenize,
 )
 from selfie_tl.testing import SPECIAL_TOKENS, tiny_bpe_tokenizer, tiny_tokenizer
@@ -237,3 +239,27 @@ def test_prompt_from_spec_rejects(spec):
 
     with pytest.raises(PromptError, match="prompt spec"):
         prompt_from_spec(tiny_tokenizer(), spec)
+
+
+def test_spec_with_placeholders_resizes_every_run(tok):
+    parts = {"parts": ["About ", 0, 0, "? It is", 0, "is"]}
+    resized = spec_with_placeholders(parts, 3)
+    assert resized == {"parts": ["About ", 0, 0, 0, "? It is", 0, 0, 0, "is"]}
+    assert parts == {"parts": ["About ", 0, 0, "? It is", 0, "is"]}  # the input is left as it was
+    prompt = prompt_from_spec(tok, resized)
+    assert prompt.text == "About _ _ _ ? It is_ _ _ is" and prompt.parts.count(PLACEHOLDER) == 6
+    chat = {"chat": {"user_before": "Say ", "n_placeholders": 5}}
+    assert prompt_from_spec(tok, spec_with_placeholders(chat, 2)).parts.count(PLACEHOLDER) == 2
+    assert chat["chat"]["n_placeholders"] == 5
+
+
+@pytest.mark.parametrize("n", [0, -1, True, 2.0, "3", None])
+def test_spec_with_placeholders_rejects_bad_counts(n):
+    with pytest.raises(PromptError, match=f"n_placeholders must be an int >= 1, got {n!r}"):
+        spec_with_placeholders({"parts": [0]}, n)
+
+
+@pytest.mark.parametrize("spec", [None, {"parts": [0], "chat": {}}, {"text": "x"}, "parts"])
+def test_spec_with_placeholders_rejects_other_specs(spec):
+    with pytest.raises(PromptError, match="chat.*parts"):
+        spec_with_placeholders(spec, 2)

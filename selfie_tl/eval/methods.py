@@ -135,12 +135,13 @@ def logit_lens_rows(
 
 
 def control_rows(
-    model: HookedTransformer, facts: pd.DataFrame, template: str, max_new_tokens: int
+    model: HookedTransformer, facts: pd.DataFrame, template: str, max_new_tokens: int, n_placeholders: int | None = None
 ) -> list[dict[str, Any]]:
-    """No-injection control rows for interpretation template ``template``: the greedy
-    continuation of each template group's prompt (:func:`no_injection_text`), ``layer`` -1."""
+    """No-injection control rows for interpretation template ``template`` (with
+    ``n_placeholders`` per run when given): the greedy continuation of each template
+    group's prompt (:func:`no_injection_text`), ``layer`` -1."""
     rows = []
-    for prompt, idx in template_groups(model.tokenizer, facts, template):
+    for prompt, idx in template_groups(model.tokenizer, facts, template, n_placeholders):
         text = no_injection_text(model, prompt, max_new_tokens)
         rows.extend(method_row(facts, i, f"control:{template}", template, -1, text) for i in idx)
     return rows
@@ -158,16 +159,18 @@ def selfie_rows(
     batch_size: int = BATCH_SIZE,
     progress: Progress = None,
     preset: str | None = None,
+    n_placeholders: int | None = None,
     **options: Any,
 ) -> list[dict[str, Any]]:
     """SelfIE rows: each fact's vector at each layer interpreted with ``template``
     (:func:`selfie_tl.interpret.interpret_vectors`, injection at layer ``k``; ``preset``
-    and ``options`` are its settings, e.g. ``scale`` or ``no_repeat_ngram_size``).
+    and ``options`` are its settings, e.g. ``scale`` or ``no_repeat_ngram_size``;
+    ``n_placeholders`` replaces the template's placeholder count).
 
     Every layer's vectors of a template group go to one call, so batches fill across layers
     (590 facts x 11 layers at 128 rows: 51 batches instead of 11 x 5 with a 78-row tail
     each); rows come back layer by layer, as if each layer ran alone."""
-    groups = template_groups(model.tokenizer, facts, template)
+    groups = template_groups(model.tokenizer, facts, template, n_placeholders)
     texts = [  # per group, layer-major: every fact at the first layer, then at the next, ...
         interpret_vectors(
             model, vectors[idx].transpose(0, 1).reshape(-1, vectors.shape[-1]), prompt, k=k,

@@ -2,8 +2,9 @@
 another.
 
 :func:`search_settings` tries interpretation templates first (paper recipe otherwise),
-then one lever at a time (decoding, scale, ``k``, ``inject_layers``, adapters), keeping a
-lever when the mean accuracy over layers improves. It only ever sees the facts it is given:
+then one lever at a time (decoding, scale, ``k``, ``inject_layers``, adapters, and the
+placeholder count ``{"n_placeholders": N}`` when a space lists it), keeping a lever when the
+mean accuracy over layers improves. It only ever sees the facts it is given:
 pass the **validation** split. :func:`ablation` then scores, on facts the search never saw
 (the **test** split), the paper recipe, each lever of the winner alone, and the winner,
 with 95% bootstrap intervals at each configuration's best layer.
@@ -42,7 +43,8 @@ from selfie_tl.errors import InvalidArgumentError
 from selfie_tl.eval.attributes import subject_vectors
 from selfie_tl.eval.methods import BATCH_SIZE, control_rows, logit_lens_rows, selfie_rows
 from selfie_tl.eval.stats import bootstrap_ci
-from selfie_tl.eval.templates import RELATION, template_names
+from selfie_tl.eval.templates import RELATION, template_names, template_spec
+from selfie_tl.prompts import check_n_placeholders, spec_with_placeholders
 
 PAPER_TEMPLATE = "summary"
 
@@ -67,8 +69,9 @@ class SearchSpace(ConfigMixin):
             :func:`~selfie_tl.eval.templates.template_names`; not ``relation``, which
             needs each fact's own relation and so cannot make a preset).
         levers: stage name -> alternatives (dicts of
-            :class:`~selfie_tl.interpret.InterpretationConfig` fields, or
-            ``{"adapter": PATH}``), tried in order after the template stage.
+            :class:`~selfie_tl.interpret.InterpretationConfig` fields, ``{"adapter": PATH}``,
+            or ``{"n_placeholders": N}``: every run of the template's placeholders made ``N``
+            long, stored in the preset's prompt), tried in order after the template stage.
 
     Example:
         >>> SearchSpace.from_dict(SearchSpace().to_dict()) == SearchSpace()
@@ -89,6 +92,14 @@ class SearchSpace(ConfigMixin):
         for stage, options in self.levers.items():
             if not isinstance(options, list) or not all(isinstance(o, dict) and o for o in options):
                 raise InvalidArgumentError(f"lever stage {stage!r} must be a list of non-empty dicts, got {options!r}")
+        counts = [o["n_placeholders"] for options in self.levers.values() for o in options if "n_placeholders" in o]
+        for n in counts:
+            check_n_placeholders(n)
+        if counts and (unsized := [t for t in self.templates if template_spec(t) is None]):
+            raise InvalidArgumentError(
+                f"templates {unsized} are the model's default prompt, which a preset stores without a placeholder "
+                "count; an n_placeholders lever needs templates with a stored prompt"
+            )
         return self
 
 
@@ -135,7 +146,7 @@ def _run(model, facts, vecs, layers, template, settings, k, max_new_tokens, batc
     k_used = options.pop("k", k)
     rows = selfie_rows(
         model, facts, vecs, layers, template, k=k_used, max_new_tokens=max_new_tokens, batch_size=batch_size, **options
-    )
+    )  # "n_placeholders" (a property of the prompt, not an interpretation setting) is selfie_rows' own
     return _accuracy_by_layer(rows, layers)
 
 
@@ -260,7 +271,7 @@ def ablation(
 
     for name, template, settings in tqdm(configs, desc="ablation", disable=not verbose, leave=False):
         add(name, template, settings, _run(model, facts, vecs, layers, template, settings, k, max_new_tokens, batch_size))
-    control = control_rows(model, facts, result.template, max_new_tokens)
+    control = control_rows(model, facts, result.template, max_new_tokens, result.settings.get("n_placeholders"))
     add(f"control (no injection, {result.template})", result.template, None,
         {-1: [bool(r["correct"]) for r in control]})  # fmt: skip
     add("logit lens", None, None, _accuracy_by_layer(logit_lens_rows(model, facts, vecs, layers, logit_lens_k), layers))
@@ -300,14 +311,20 @@ def preset_document(result: SearchResult, ablation_table: pd.DataFrame | None = 
         >>> preset_document(r)["settings"]
         {'scale': 0.5}
     """
-    from selfie_tl.eval.templates import template_spec
-
     settings = dict(result.settings)
     adapter = settings.pop("adapter", None)
+    prompt = template_spec(result.template)
+    if (n := settings.pop("n_placeholders", None)) is not None:  # a property of the prompt, stored there
+        if prompt is None:
+            raise InvalidArgumentError(
+                f"template {result.template!r} is the model's default prompt, stored without a placeholder count; "
+                f"n_placeholders={n!r} cannot be stored with it"
+            )
+        prompt = spec_with_placeholders(prompt, n)
     notes = {"what": f"chosen by selfie_tl.eval.search on {result.n_facts} facts, layers {result.layers}", **notes}
     if ablation_table is not None:
         notes["ablation"] = ablation_table.to_dict(orient="records")
-    return {"format_version": 1, "prompt": template_spec(result.template), "settings": settings,
+    return {"format_version": 1, "prompt": prompt, "settings": settings,
             "adapter": adapter, "notes": notes}  # fmt: skip
 
 

@@ -17,7 +17,14 @@ from collections.abc import Callable
 from typing import Any
 
 from selfie_tl.errors import InvalidArgumentError, PromptError
-from selfie_tl.prompts import PLACEHOLDER, SUMMARY_REPLY, InterpretationPrompt, chat_parts, prompt_from_spec
+from selfie_tl.prompts import (
+    PLACEHOLDER,
+    SUMMARY_REPLY,
+    InterpretationPrompt,
+    chat_parts,
+    prompt_from_spec,
+    spec_with_placeholders,
+)
 
 N_SLOTS = 5
 
@@ -144,30 +151,48 @@ def template_names() -> list[str]:
     return [*TEMPLATES, RELATION, *(PRESET_PREFIX + name for name in preset_names())]
 
 
-def template_prompt(tokenizer: Any, name: str, relation_template: str | None = None) -> InterpretationPrompt:
+def template_prompt(
+    tokenizer: Any, name: str, relation_template: str | None = None, n_placeholders: int | None = None
+) -> InterpretationPrompt:
     """Build template ``name``; ``relation`` needs the fact's ``relation_template``.
+
+    ``n_placeholders`` replaces the template's placeholder count (:data:`N_SLOTS`, or what
+    a preset stores) in each run of placeholders.
 
     Raises:
         InvalidArgumentError: unknown name or missing relation template.
+        PromptError: ``n_placeholders`` is not an int >= 1.
+
+    Example:
+        >>> from selfie_tl.testing import tiny_tokenizer
+        >>> template_prompt(tiny_tokenizer(), "wiki_is", n_placeholders=2).text
+        'From Wikipedia, the free encyclopedia\n\n_ _ is'
     """
     if name == RELATION:
         if relation_template is None:
             raise InvalidArgumentError("template 'relation' needs the fact's relation template")
-        return relation_prompt(tokenizer, relation_template)
-    if name.startswith(PRESET_PREFIX):
+        prompt = relation_prompt(tokenizer, relation_template)
+    elif name.startswith(PRESET_PREFIX):
         from selfie_tl.presets import get_preset
 
-        return get_preset(name[len(PRESET_PREFIX) :]).interpretation_prompt(tokenizer)
-    if name not in TEMPLATES:
+        prompt = get_preset(name[len(PRESET_PREFIX) :]).interpretation_prompt(tokenizer)
+    elif name in TEMPLATES:
+        prompt = TEMPLATES[name](tokenizer)
+    else:
         raise InvalidArgumentError(f"unknown interpretation template {name!r}; choose from {template_names()}")
-    return TEMPLATES[name](tokenizer)
+    if n_placeholders is None:
+        return prompt
+    # resized on the built parts, so a preset's default prompt (stored as None) resizes too
+    return prompt_from_spec(tokenizer, spec_with_placeholders({"parts": list(prompt.parts)}, n_placeholders))
 
 
-def template_groups(tokenizer: Any, facts: Any, name: str) -> list[tuple[InterpretationPrompt, list[int]]]:
+def template_groups(
+    tokenizer: Any, facts: Any, name: str, n_placeholders: int | None = None
+) -> list[tuple[InterpretationPrompt, list[int]]]:
     """``(prompt, fact indices)`` pairs for template ``name`` over the rows of ``facts``
     (a DataFrame, positions ``0..n-1``): one group holding every fact for a fixed template;
     for ``relation``, one group per distinct relation template (``facts["template"]``), in
-    order of first appearance.
+    order of first appearance. ``n_placeholders``: see :func:`template_prompt`.
 
     Example:
         >>> import pandas as pd
@@ -179,8 +204,8 @@ def template_groups(tokenizer: Any, facts: Any, name: str) -> list[tuple[Interpr
         [[0, 1, 2]]
     """
     if name != RELATION:
-        return [(template_prompt(tokenizer, name), list(range(len(facts))))]
+        return [(template_prompt(tokenizer, name, n_placeholders=n_placeholders), list(range(len(facts))))]
     groups: dict[str, list[int]] = {}
     for i, template in enumerate(facts["template"]):
         groups.setdefault(template, []).append(i)
-    return [(template_prompt(tokenizer, RELATION, t), idx) for t, idx in groups.items()]
+    return [(template_prompt(tokenizer, RELATION, t, n_placeholders), idx) for t, idx in groups.items()]

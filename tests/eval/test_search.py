@@ -115,3 +115,44 @@ def test_cli_search_rejects(tiny_llama, argv, match, tmp_path):
     with pytest.raises(InvalidArgumentError, match=match):
         run_eval(args, model=tiny_llama)
     assert not (tmp_path / "o").exists()
+
+
+def test_placeholder_count_is_a_lever(tiny_llama):
+    facts = load_known_facts(limit=3)
+    space = SearchSpace(templates=["wiki_is"], levers={"placeholders": [{"n_placeholders": 2}]})
+    found = search_settings(tiny_llama, facts, [1], space, k=1, max_new_tokens=2, verbose=False)
+    assert json.loads(found.trials.settings.iloc[1]) == {"n_placeholders": 2}
+    # the lever reaches the prompt: the same run by hand, with the two-slot template
+    import selfie_tl.eval.methods as methods
+
+    rows = methods.selfie_rows(tiny_llama, facts, _vectors(tiny_llama, facts, [1]), [1], "wiki_is", k=1,
+                               max_new_tokens=2, n_placeholders=2)  # fmt: skip
+    by_hand = search_mod._run(tiny_llama, facts, _vectors(tiny_llama, facts, [1]), [1], "wiki_is",
+                              {"n_placeholders": 2}, 1, 2, 128)  # fmt: skip
+    assert by_hand == {1: [bool(r["correct"]) for r in rows]}
+    # stored in the preset's prompt, not as an interpretation setting
+    doc = preset_document(SearchResult("wiki_is", {"n_placeholders": 2, "k": 1}, pd.DataFrame(), 3, [1]))
+    assert doc["settings"] == {"k": 1} and doc["prompt"]["parts"].count(0) == 2
+    preset = Preset(name="chosen", prompt=doc["prompt"], settings=doc["settings"], adapter=doc["adapter"])
+    assert preset.interpretation_prompt(tiny_llama.tokenizer).text.endswith("\n\n_ _ is")
+    # the control rows (which the ablation runs with the chosen count) read the resized prompt
+    from selfie_tl.eval.templates import template_prompt
+
+    two = methods.no_injection_text(tiny_llama, template_prompt(tiny_llama.tokenizer, "wiki_is", n_placeholders=2), 2)
+    assert two != methods.no_injection_text(tiny_llama, template_prompt(tiny_llama.tokenizer, "wiki_is"), 2)
+    assert [r["output"] for r in methods.control_rows(tiny_llama, facts, "wiki_is", 2, 2)] == [two] * 3
+
+
+def _vectors(model, facts, layers):
+    from selfie_tl.eval.attributes import subject_vectors
+
+    return subject_vectors(model, facts, layers)[0]
+
+
+def test_placeholder_lever_is_validated():
+    with pytest.raises(InvalidArgumentError, match="n_placeholders must be an int >= 1, got 0"):
+        SearchSpace(templates=["wiki_is"], levers={"p": [{"n_placeholders": 0}]}).validate()
+    with pytest.raises(InvalidArgumentError, match=r"\['preset:paper'\] are the model's default prompt"):
+        SearchSpace(templates=["preset:paper"], levers={"p": [{"n_placeholders": 2}]}).validate()
+    with pytest.raises(InvalidArgumentError, match="stored without a placeholder count"):
+        preset_document(SearchResult("preset:paper", {"n_placeholders": 2}, pd.DataFrame(), 3, [1]))

@@ -44,3 +44,27 @@ def test_template_groups():
     assert idx == [0, 1, 2, 3, 4] and prompt.text == template_prompt(tok, "where_from").text
     with pytest.raises(InvalidArgumentError):
         template_groups(tok, facts, "nope")
+
+
+@pytest.mark.parametrize("name", [n for n in template_names() if n != "relation"])
+@pytest.mark.parametrize("n", [1, 3])
+def test_templates_take_a_placeholder_count(tiny_llama, name, n):
+    tok = tiny_llama.tokenizer
+    prompt = template_prompt(tok, name, n_placeholders=n)
+    ids = prompt.input_ids.tolist()
+    decoded = [tok.decode([ids[p]]) for p in prompt.placeholder_positions]
+    assert decoded.count("_") == n and set(decoded) <= {"_", " "}
+    # everything but the placeholders is the template's own text
+    assert prompt.text.replace("_ ", "") == template_prompt(tok, name).text.replace("_ ", "")
+
+
+def test_placeholder_count_reaches_relation_groups_and_errors():
+    tok = tiny_tokenizer()
+    facts = pd.DataFrame({"template": ["{} is in", "{} speaks"]})
+    assert [p.text for p, _ in template_groups(tok, facts, "relation", 2)] == ["_ _ is in", "_ _ speaks"]
+    [(prompt, _)] = template_groups(tok, facts, "wiki_is", 1)
+    assert prompt.text.endswith("\n\n_ is")
+    with pytest.raises(PromptError, match="n_placeholders must be an int >= 1, got 0"):
+        template_prompt(tok, "wiki_is", n_placeholders=0)
+    with pytest.raises(InvalidArgumentError, match="unknown interpretation template"):
+        template_prompt(tok, "nope", n_placeholders=2)
