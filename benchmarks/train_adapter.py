@@ -50,8 +50,8 @@ def main() -> None:
     losses = adapter.info["losses"]
     head, tail = sum(losses[:5]) / len(losses[:5]), sum(losses[-5:]) / len(losses[-5:])
     print(f"trained on {len(facts)} facts x {args.layers} in {time.perf_counter() - start:.0f} s; "
-          f"loss (mean of 5 steps) {head:.3f} -> {tail:.3f}; scale {float(adapter.scale):.3f}, "
-          f"|bias| {float(adapter.bias.norm()):.2f}; saved {args.out}")  # fmt: skip
+          f"loss (mean of 5 steps) {head:.3f} -> {tail:.3f}; scale {adapter.scale.item():.3f}, "
+          f"|bias| {adapter.bias.detach().norm().item():.2f}; saved {args.out}")  # fmt: skip
 
 
 if __name__ == "__main__":
