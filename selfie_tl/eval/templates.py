@@ -166,7 +166,7 @@ def template_prompt(
     Example:
         >>> from selfie_tl.testing import tiny_tokenizer
         >>> template_prompt(tiny_tokenizer(), "wiki_is", n_placeholders=2).text
-        'From Wikipedia, the free encyclopedia\n\n_ _ is'
+        'From Wikipedia, the free encyclopedia\\n\\n_ _ is'
     """
     if name == RELATION:
         if relation_template is None:
