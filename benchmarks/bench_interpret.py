@@ -48,10 +48,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's selfie_tl, not another install
-import selfie_tl  # noqa: E402
-from selfie_tl.hf_reference import hf_interpret_ids  # noqa: E402
-from selfie_tl.models import GGUF_MEMBER, cache_dir, load_default_hf_model  # noqa: E402
-from selfie_tl.runtime import keep_freed_memory  # noqa: E402
+import selfie_tl
+from selfie_tl.hf_reference import hf_interpret_ids
+from selfie_tl.models import GGUF_MEMBER, cache_dir, load_default_hf_model
+from selfie_tl.runtime import keep_freed_memory
 
 DEMO = "What is the highest mountain in the world?"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -84,12 +84,15 @@ def throughput(model, hf_model, prompt, vectors, batch_sizes, new_tokens, repeat
         ours_t, hf_t, same = [], [], True
         for _ in range(repeats):
             t1, ours = timed_(
-                lambda: selfie_tl.generate_interpretations(
+                lambda vecs=vecs, bs=bs: selfie_tl.generate_interpretations(
                     model, vecs, prompt, k=2, max_new_tokens=new_tokens, batch_size=bs, relevancy=False
                 ).token_ids
             )
+            ids = torch.as_tensor(prompt.input_ids, device=hf_model.device)
             t2, ref = timed_(
-                lambda: hf_interpret_ids(hf_model, torch.as_tensor(prompt.input_ids, device=hf_model.device), prompt.placeholder_positions, vecs, 2, new_tokens, bs)
+                lambda vecs=vecs, bs=bs, ids=ids: hf_interpret_ids(
+                    hf_model, ids, prompt.placeholder_positions, vecs, 2, new_tokens, bs
+                )
             )
             ours_t.append(t1)
             hf_t.append(t2)
@@ -144,7 +147,9 @@ def grid(model, new_tokens, bs):
 
 
 def _python(code: str, env: dict) -> str:
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=1800)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=1800, check=False
+    )  # the error below carries the child's stderr
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])
     return proc.stdout.strip().splitlines()[-1]
@@ -262,23 +267,37 @@ def levers(model, prompt, vectors, bs, new_tokens, repeats):
 
 
 PROFILE_FINDINGS = [
-    "Matrix products (aten::addmm + aten::mm) are ~77% of self CPU time at batch 32 (the same products plain HF "
-    "runs; the unembedding of the last position alone is ~20% of a decode step's arithmetic).",
-    "The prefill was ~24% of generate time at batch 32 / 23 prompt tokens; shared_prefill computes layers < k and "
-    "the positions before the first placeholder once per call (k=2 on the default prompt shares 2 of 30 layers "
-    "plus 3 prompt positions; the identity patchscope at k=layer shares most of its prefill).",
-    "Fused q/k/v projection: measured, not built. With optimize_layout's weight layout the three F.linear calls "
-    "cost ~0.72 ms vs 0.63 ms fused per layer at batch 32 decode (~1% of a step), within noise on this machine.",
-    "Rows ending early: in the benchmark's 32 vectors 3 rows end before 20 tokens, so drop_finished saves little "
-    "here; it pays on prompts/templates where interpretations end at different lengths.",
-    "Remaining non-matmul time: copies (~2%), elementwise mul/add (~4%, incl. zero biases), softmax, per-hook-point "
-    "Python calls; none above a few percent each.",
-    "Decode products at 126-128 rows run at 108-124 GFLOP/s (every weight streamed in again each step) against "
-    "~185 for the same product at 2,048 rows; MKL's prepacked weights (torch.ops.mkl._mkl_linear) are bit-identical "
-    "but slower (the blocks of one batch-32 step: 68 -> 80 ms).",
-    "Per decode step at 128 rows, timed with wall clocks around each line: block arithmetic ~295 ms, unembedding "
-    "~63 ms, argmax and the probability softmax ~3 ms together (torch.profiler shows the 128-row softmax at ~30 ms: "
-    "its own overhead, not the op's).",
+    (
+        "Matrix products (aten::addmm + aten::mm) are ~77% of self CPU time at batch 32 (the same products plain HF "
+        "runs; the unembedding of the last position alone is ~20% of a decode step's arithmetic)."
+    ),
+    (
+        "The prefill was ~24% of generate time at batch 32 / 23 prompt tokens; shared_prefill computes layers < k and "
+        "the positions before the first placeholder once per call (k=2 on the default prompt shares 2 of 30 layers "
+        "plus 3 prompt positions; the identity patchscope at k=layer shares most of its prefill)."
+    ),
+    (
+        "Fused q/k/v projection: measured, not built. With optimize_layout's weight layout the three F.linear calls "
+        "cost ~0.72 ms vs 0.63 ms fused per layer at batch 32 decode (~1% of a step), within noise on this machine."
+    ),
+    (
+        "Rows ending early: in the benchmark's 32 vectors 3 rows end before 20 tokens, so drop_finished saves little "
+        "here; it pays on prompts/templates where interpretations end at different lengths."
+    ),
+    (
+        "Remaining non-matmul time: copies (~2%), elementwise mul/add (~4%, incl. zero biases), softmax, per-hook-point "
+        "Python calls; none above a few percent each."
+    ),
+    (
+        "Decode products at 126-128 rows run at 108-124 GFLOP/s (every weight streamed in again each step) against "
+        "~185 for the same product at 2,048 rows; MKL's prepacked weights (torch.ops.mkl._mkl_linear) are bit-identical "
+        "but slower (the blocks of one batch-32 step: 68 -> 80 ms)."
+    ),
+    (
+        "Per decode step at 128 rows, timed with wall clocks around each line: block arithmetic ~295 ms, unembedding "
+        "~63 ms, argmax and the probability softmax ~3 ms together (torch.profiler shows the 128-row softmax at ~30 ms: "
+        "its own overhead, not the op's)."
+    ),
 ]
 
 
@@ -369,10 +388,10 @@ def eval_floor(model, run_dir: Path, peak: float) -> dict:
     for method in sorted(set(rows.method)):
         if method.startswith("selfie:") and method != "selfie:relation":
             prompt, new = template_prompt(tok, method.split(":", 1)[1]), config["max_new_tokens"]
-            k_of = lambda layer: config["k"] if config["k"] is not None else selfie_tl.InterpretationConfig().k  # noqa: E731
+            k_of = lambda layer: config["k"] if config["k"] is not None else selfie_tl.InterpretationConfig().k
         elif method == "patchscope":
             prompt, new = identity_prompt(tok), config["patchscope_max_new_tokens"]
-            k_of = lambda layer: min(layer, cfg.n_layers - 1)  # noqa: E731
+            k_of = lambda layer: min(layer, cfg.n_layers - 1)
         else:
             continue
         part = rows[rows.method == method]

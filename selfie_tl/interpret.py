@@ -663,7 +663,7 @@ def interpret(
                     {"self_similarity": batch.self_similarity[i], "entropy": batch.entropy[i],
                      "auto_scale_ok": batch.auto_scale_ok[i]}
                     if batch.self_similarity is not None else {}
-                ),  # fmt: skip
+                ),
             }
         )
     columns = RESULT_COLUMNS + ([*AUTO_SCALE_COLUMNS] if batch.self_similarity is not None else [])
