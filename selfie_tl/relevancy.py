@@ -9,7 +9,9 @@ driven by the interpretation prompt alone.
 pass over the generated tokens; because nothing is injected, the interpretation prompt is
 the same for every row, so its keys and values are computed once per call
 (:class:`PromptBaseline`) and shared by every batch. Each batch then only feeds its
-generated tokens.
+generated tokens, and positions that rows share (the same tokens so far) are computed once
+(:mod:`selfie_tl.fast.prefix_sharing`; ``share_prefixes=False``, or
+``selfie_tl.fast.prefix_sharing.ENABLED = False`` for every call, turns that off).
 
 Reading the scores back from a result: :func:`tokens_and_relevancy` takes a result row (or
 token and score lists) apart, :func:`relevant_spans` returns the stretches of an
@@ -36,6 +38,9 @@ from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValue
 
 from selfie_tl._values import as_list, float_or_nan
 from selfie_tl.errors import InvalidArgumentError
+from selfie_tl.fast import prefix_sharing
+from selfie_tl.fast.prefix_sharing import forward_stages, plan_prefixes
+from selfie_tl.fast.row_compaction import any_hook_attached
 from selfie_tl.generation import final_logits, residual_stream
 from selfie_tl.hooks import model_lock, serialized
 from selfie_tl.validation import check_model, check_token_ids
@@ -66,18 +71,20 @@ class PromptBaseline:
         logprobs = final_logits(model, resid[:, -1]).float().log_softmax(-1)[0]
         return cls(cache=cache, first_logprobs=logprobs)
 
-    def expanded(self, batch: int) -> TransformerLensKeyValueCache:
-        """A frozen view of the cache for ``batch`` rows (no copy; never mutated)."""
+    def expanded(self, batch: int, frozen: bool = True) -> TransformerLensKeyValueCache:
+        """A view of the cache for ``batch`` rows (no copy). Frozen, a forward reads it and
+        leaves it as it is; unfrozen, a forward appends to it (into new tensors: the shared
+        prompt entries are never written)."""
         entries = [
             TransformerLensKeyValueCacheEntry(
                 past_keys=e.past_keys.expand(batch, -1, -1, -1),
                 past_values=e.past_values.expand(batch, -1, -1, -1),
-                frozen=True,
+                frozen=frozen,
             )
             for e in self.cache.entries
         ]
         mask = self.cache.previous_attention_mask.expand(batch, -1)
-        return TransformerLensKeyValueCache(entries=entries, previous_attention_mask=mask, frozen=True)
+        return TransformerLensKeyValueCache(entries=entries, previous_attention_mask=mask, frozen=frozen)
 
 
 @serialized
@@ -87,6 +94,8 @@ def baseline_probs(
     prompt_ids: Int[Tensor, " pos"] | Int[Tensor, "batch pos"],
     generated: Int[Tensor, "batch steps"],
     prompt_baseline: PromptBaseline | None = None,
+    *,
+    share_prefixes: bool | None = None,
 ) -> Float[Tensor, "batch steps"]:
     """Probability of each generated token with nothing injected (teacher forcing).
 
@@ -96,6 +105,11 @@ def baseline_probs(
         generated: ``[batch, steps]`` tokens generated with the embedding injected.
         prompt_baseline: the prompt's shared cache from :meth:`PromptBaseline.build`
             (built here when not given; pass it to reuse it across batches).
+        share_prefixes: compute positions that rows share (the same tokens so far) once
+            (:mod:`selfie_tl.fast.prefix_sharing`), when that saves work and no hook is
+            attached to the model; ``False``: one pass over every row. The two agree to
+            float rounding (different batch shapes). ``None``:
+            ``selfie_tl.fast.prefix_sharing.ENABLED`` (on).
 
     Example:
         >>> import torch
@@ -119,8 +133,24 @@ def baseline_probs(
     if steps == 1:
         return first.exp()[:, None]
     # The last generated token predicts nothing we score, so it is not fed.
-    resid = residual_stream(model, generated[:, :-1], prompt_baseline.expanded(batch))
-    rest = final_logits(model, resid).float().log_softmax(-1).gather(-1, generated[:, 1:, None]).squeeze(-1)
+    fed, targets = generated[:, :-1], generated[:, 1:]
+    if share_prefixes is None:
+        share_prefixes = prefix_sharing.ENABLED
+    plan = plan_prefixes(fed) if share_prefixes and not any_hook_attached(model) else None
+    if plan is None or plan.total >= fed.numel():
+        resid = residual_stream(model, fed, prompt_baseline.expanded(batch))
+        rest = final_logits(model, resid).float().log_softmax(-1).gather(-1, targets[..., None]).squeeze(-1)
+    else:
+        stages = forward_stages(
+            fed, plan, lambda rows: prompt_baseline.expanded(rows, frozen=False),
+            lambda tokens, cache: residual_stream(model, tokens, cache),
+        )  # fmt: skip
+        rest = torch.empty(fed.shape, dtype=torch.float32, device=device)
+        for i, resid in enumerate(stages):
+            start, end = plan.cuts[i], plan.cuts[i + 1]
+            logprobs = final_logits(model, resid).float().log_softmax(-1)  # one row per distinct prefix
+            at = torch.arange(end - start, device=device)
+            rest[:, start:end] = logprobs[plan.member[i][:, None], at[None, :], targets[:, start:end]]
     return torch.cat([first[:, None], rest], dim=1).exp()
 
 

@@ -3,7 +3,9 @@
 Every path here computes what the stock TransformerLens path computes - tested equal to it
 on tiny GPT-2-like, Llama-like (grouped-query) and Gemma-2-like models, and token-identical
 to plain Hugging Face on the default model - and is used only where nothing could see the
-difference (see :func:`~selfie_tl.fast.row_compaction.any_hook_attached`).
+difference (see :func:`~selfie_tl.fast.row_compaction.any_hook_attached`). One is equal to
+float rounding instead of bit for bit: :mod:`.prefix_sharing` computes relevancy's baseline
+in other batch shapes (probabilities within 1e-5).
 
 =============================  ===================================  ==============================
 module                         what it removes                      switch
@@ -20,6 +22,9 @@ module                         what it removes                      switch
                                batch
 :mod:`.unembed`                the slow single CPU product over     ``fast.unembed.CHUNK_COLUMNS
                                the whole vocabulary                 = None``
+:mod:`.prefix_sharing`         relevancy's teacher-forced positions ``baseline_probs(share_prefixes=
+                               that rows share, recomputed per row  False)``, ``fast.prefix_sharing
+                                                                    .ENABLED = False``
 =============================  ===================================  ==============================
 
 They are installed only for the duration of a :func:`selfie_tl.generate` call (instance
