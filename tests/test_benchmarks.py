@@ -8,7 +8,7 @@ import pytest
 from selfie_tl.testing import tiny_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from bench_interpret import token_flops  # noqa: E402
+from bench_interpret import token_flops
 
 
 def _matrix_weights(model) -> int:

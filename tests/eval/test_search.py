@@ -123,7 +123,7 @@ def test_placeholder_count_is_a_lever(tiny_llama):
     found = search_settings(tiny_llama, facts, [1], space, k=1, max_new_tokens=2, verbose=False)
     assert json.loads(found.trials.settings.iloc[1]) == {"n_placeholders": 2}
     # the lever reaches the prompt: the same run by hand, with the two-slot template
-    import selfie_tl.eval.methods as methods
+    from selfie_tl.eval import methods
 
     rows = methods.selfie_rows(tiny_llama, facts, _vectors(tiny_llama, facts, [1]), [1], "wiki_is", k=1,
                                max_new_tokens=2, n_placeholders=2)  # fmt: skip
