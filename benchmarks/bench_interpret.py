@@ -323,6 +323,12 @@ def token_flops(cfg, context: int, unembed: bool = True) -> float:
     return 2 * cfg.n_layers * (attn + mlp + scores) + (2 * cfg.d_model * cfg.d_vocab if unembed else 0)
 
 
+def fed_flops(cfg, context: int, steps: int) -> float:
+    """``steps`` positions fed one after another behind ``context`` earlier ones, each through
+    every block and unembedded: the decode's arithmetic, and the relevancy pass's."""
+    return sum(token_flops(cfg, context + j + 1) for j in range(steps))
+
+
 def gemm_peak(model, rows: int = 2048, repeats: int = 5) -> float:
     """The best rate (FLOP/s) measured for the model's own MLP product at ``rows`` rows, in
     either weight layout (``x @ W`` and ``F.linear`` on ``W.T``): the most this machine does
@@ -350,7 +356,7 @@ def floors(model, prompt, vectors, bs, new_tokens, measured_relevancy=None, eval
     # The teacher-forced pass feeds every generated token but the last, each scored over the
     # whole vocabulary (the softmax normaliser needs every logit).
     steps = new_tokens - 1
-    pass_flops = bs * sum(token_flops(cfg, n_prompt + j + 1) for j in range(steps))
+    pass_flops = bs * fed_flops(cfg, n_prompt, steps)
     # With prefix sharing only the plan's position-rows are computed (on these rows' own tokens).
     from selfie_tl.fast.prefix_sharing import plan_prefixes
 
@@ -389,7 +395,7 @@ def prompt_flops(cfg, prompt, k: int, new_tokens: int) -> float:
     token's unembedding, then ``new_tokens - 1`` decode steps."""
     n, split = len(prompt.input_ids), min(prompt.placeholder_positions)
     prefill = sum(token_flops(cfg, j + 1, unembed=False) for j in range(split, n)) * (cfg.n_layers - k) / cfg.n_layers
-    return prefill + 2 * cfg.d_model * cfg.d_vocab + sum(token_flops(cfg, n + j + 1) for j in range(new_tokens - 1))
+    return prefill + 2 * cfg.d_model * cfg.d_vocab + fed_flops(cfg, n, new_tokens - 1)
 
 
 def eval_floor(model, run_dir: Path, peak: float) -> dict:
