@@ -81,13 +81,24 @@ def throughput(model, hf_model, prompt, vectors, batch_sizes, new_tokens, repeat
     for bs in batch_sizes:
         n = max(bs, min(len(vectors), 4 if bs == 1 else bs))
         vecs = vectors[:n]
-        ours_t, hf_t, same = [], [], True
+        ours_t, probs_t, hf_t, same = [], [], [], True
         for _ in range(repeats):
+            # What interpret_vectors runs (no per-token probabilities: the screened argmax
+            # applies), and the same with each chosen token's probability recorded (a softmax
+            # over the vocabulary per step, as relevancy needs), interleaved with plain HF.
             t1, ours = timed_(
+                lambda vecs=vecs, bs=bs: selfie_tl.generate_interpretations(
+                    model, vecs, prompt, k=2, max_new_tokens=new_tokens, batch_size=bs, relevancy=False,
+                    token_probs=False,
+                ).token_ids
+            )
+            t0, with_probs = timed_(
                 lambda vecs=vecs, bs=bs: selfie_tl.generate_interpretations(
                     model, vecs, prompt, k=2, max_new_tokens=new_tokens, batch_size=bs, relevancy=False
                 ).token_ids
             )
+            probs_t.append(t0)
+            same &= with_probs == ours
             ids = torch.as_tensor(prompt.input_ids, device=hf_model.device)
             t2, ref = timed_(
                 lambda vecs=vecs, bs=bs, ids=ids: hf_interpret_ids(
@@ -97,17 +108,22 @@ def throughput(model, hf_model, prompt, vectors, batch_sizes, new_tokens, repeat
             ours_t.append(t1)
             hf_t.append(t2)
             same &= ours == ref
-        o, h = statistics.median(ours_t), statistics.median(hf_t)
+        o, h, op = statistics.median(ours_t), statistics.median(hf_t), statistics.median(probs_t)
         rows.append(
             {
                 "batch_size": bs, "n_vectors": n, "new_tokens": new_tokens,
                 "selfie_tl_s": round(o, 3), "hf_s": round(h, 3),
                 "selfie_tl_per_s": round(n / o, 2), "hf_per_s": round(n / h, 2),
                 "time_ratio": round(o / h, 3), "identical_tokens": same,
+                "selfie_tl_with_probs_s": round(op, 3), "time_ratio_with_probs": round(op / h, 3),
                 "selfie_tl_runs": [round(x, 3) for x in ours_t], "hf_runs": [round(x, 3) for x in hf_t],
             }
         )  # fmt: skip
-        print(f"  batch {bs:>3}: selfie_tl {o:6.2f} s  hf {h:6.2f} s  ratio {o / h:.2f}  identical={same}", flush=True)
+        print(
+            f"  batch {bs:>3}: selfie_tl {o:6.2f} s  hf {h:6.2f} s  ratio {o / h:.2f}  identical={same}  "
+            f"(with token probabilities {op:6.2f} s, ratio {op / h:.2f})",
+            flush=True,
+        )
     return rows
 
 

@@ -26,6 +26,8 @@ from selfie_tl.fast.attention import fast_decode_attention, init_decode_cache
 from selfie_tl.fast.block import shared_ln1 as _shared_ln1
 from selfie_tl.fast.lean_decode import LeanDecoder, supports_lean_decode
 from selfie_tl.fast.row_compaction import any_hook_attached, select_cache_rows
+from selfie_tl.fast.screened_argmax import screen_applies
+from selfie_tl.fast.screened_argmax import screened_argmax as _screened_argmax
 from selfie_tl.fast.unembed import unembed
 from selfie_tl.hooks import HookFn, check_fwd_hooks, serialized
 from selfie_tl.validation import (
@@ -49,9 +51,10 @@ class GenerationOutput:
         tokens: ``[batch, steps]`` chosen ids; after a row's end-of-sequence token the row
             holds that token repeated.
         probs: ``[batch, steps]`` probability of each chosen token (temperature 1, before any
-            sampling filter), from the generation pass itself. After a row's end the values
-            are padding: the probability of repeating the end token while the row stayed in
-            the batch, NaN once it was dropped (``drop_finished``).
+            sampling filter), from the generation pass itself; all NaN when ``generate`` was
+            called with ``record_probs=False``. After a row's end the values are padding: the
+            probability of repeating the end token while the row stayed in the batch, NaN
+            once it was dropped (``drop_finished``).
         lengths: per row, the number of tokens before the first end-of-sequence token.
     """
 
@@ -245,6 +248,8 @@ def generate(
     drop_finished: bool = True,
     lean_decode: bool = True,
     prefill: Callable[[TransformerLensKeyValueCache], Tensor] | None = None,
+    record_probs: bool = True,
+    screened_argmax: bool = True,
 ) -> GenerationOutput:
     """Generate up to ``max_new_tokens`` tokens for a batch of equal-length prompts.
 
@@ -285,6 +290,12 @@ def generate(
             with the fresh, empty KV cache, it must fill it for every prompt position and
             return the residual before the final norm whose last position is the prompt's
             last (as :meth:`selfie_tl.fast.shared_prefill.SharedPrefill.run` does).
+        record_probs: record each chosen token's probability (a softmax over the whole
+            vocabulary per step); ``False`` leaves ``probs`` NaN.
+        screened_argmax: with ``record_probs=False``, greedy decoding and no logit
+            processors, choose each token by :mod:`selfie_tl.fast.screened_argmax` (a
+            bfloat16 screen of the vocabulary, then float32 logits of the tokens that could
+            win: the same choices) where it applies; ``False`` always unembeds in full.
 
     Returns:
         A :class:`GenerationOutput`.
@@ -325,6 +336,14 @@ def generate(
     shared_ln1 = as_bool(shared_ln1, "shared_ln1")
     drop_finished = as_bool(drop_finished, "drop_finished") and not do_sample
     lean_decode = as_bool(lean_decode, "lean_decode")
+    record_probs = as_bool(record_probs, "record_probs")
+    screen = (
+        as_bool(screened_argmax, "screened_argmax")
+        and not record_probs
+        and not do_sample
+        and repetition_penalty == 1.0
+        and no_repeat_ngram_size == 0
+    )
     if prefill is not None and not callable(prefill):
         raise InvalidArgumentError(f"prefill must be None or a callable taking the cache, got {prefill!r:.80}")
     prefill_hooks = check_fwd_hooks(model, prefill_hooks, "prefill_hooks")
@@ -342,14 +361,23 @@ def generate(
         scope = contextlib.nullcontext()
         lean = None
     norm_scope = _shared_ln1(model) if shared_ln1 else contextlib.nullcontext()
+
+    def next_token(resid: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """(logits, None), or (None, the greedy choice) where the screen applies."""
+        if screen and screen_applies(model):
+            chosen = _screened_argmax(model, resid[:, -1])
+            if chosen is not None:
+                return None, chosen
+        return final_logits(model, resid[:, -1]), None
+
     with scope, norm_scope:
         if prefill is not None:
             resid = prefill(cache)
         else:
             with model.hooks(fwd_hooks=list(prefill_hooks)):
                 resid = residual_stream(model, input_ids, cache, attention_mask)
-        logits = final_logits(model, resid[:, -1])
-        if not _all_finite(logits):
+        logits, chosen = next_token(resid)
+        if logits is not None and not _all_finite(logits):
             raise _nonfinite(logits, 0)
 
         tokens = torch.empty(batch, 0, dtype=torch.long, device=device)
@@ -362,16 +390,22 @@ def generate(
         finished = torch.zeros(batch, dtype=torch.bool, device=device)
         nonfinite, logits_seen = torch.zeros((), dtype=torch.bool, device=device), logits  # set by each step
         for step in range(max_new_tokens):
-            logits = logits.float()
-            scores = logits
             own = tokens if rows is None else tokens.index_select(0, rows)
-            if repetition_penalty != 1.0 or no_repeat_ngram_size > 0:
-                history = torch.cat([prompt_ids, own], dim=1)
-                scores = process_logits(logits, history, repetition_penalty, no_repeat_ngram_size)
-            choice = _choose(scores, do_sample, temperature, top_k, top_p, generator)
+            if logits is None:  # the screen chose (greedy, no processors)
+                choice = chosen
+            else:
+                logits = logits.float()
+                scores = logits
+                if repetition_penalty != 1.0 or no_repeat_ngram_size > 0:
+                    history = torch.cat([prompt_ids, own], dim=1)
+                    scores = process_logits(logits, history, repetition_penalty, no_repeat_ngram_size)
+                choice = _choose(scores, do_sample, temperature, top_k, top_p, generator)
             # Finished rows keep emitting their EOS so the batch stays rectangular.
             choice = torch.where(finished, own[:, -1] if step else choice, choice)
-            prob = logits.softmax(dim=-1).gather(-1, choice[:, None])
+            if record_probs and logits is not None:
+                prob = logits.softmax(dim=-1).gather(-1, choice[:, None])
+            else:
+                prob = torch.full((choice.shape[0], 1), float("nan"), device=device)
             if rows is None:
                 full_choice, full_prob = choice, prob
             else:  # dropped rows repeat their end token; their probability is not computed
@@ -407,7 +441,10 @@ def generate(
                 resid = lean.step(choice[:, None], cache)
             else:
                 resid = residual_stream(model, choice[:, None], cache)
-            logits = final_logits(model, resid[:, -1])
+            logits, chosen = next_token(resid)
+            if logits is None:  # the screen checked the final norm's output is finite
+                nonfinite = torch.zeros((), dtype=torch.bool, device=device)
+                continue
             nonfinite = _maybe_nonfinite(logits)
             logits_seen = logits
             if do_sample and not _all_finite(logits, nonfinite):  # sampling cannot choose from NaN: check now
@@ -492,7 +529,7 @@ def complete(
     texts: list[str] = []
     for start in tqdm(range(0, len(encoded), batch_size), desc="completing", disable=not verbose, leave=False):
         ids, mask = left_pad(encoded[start : start + batch_size], pad_id(model.tokenizer))
-        out = generate(model, ids, max_new_tokens, attention_mask=mask)
+        out = generate(model, ids, max_new_tokens, attention_mask=mask, record_probs=False)
         for row, length in enumerate(out.lengths):
             texts.append(model.tokenizer.decode(out.tokens[row, :length].tolist(), skip_special_tokens=True))
     return texts

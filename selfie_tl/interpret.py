@@ -230,7 +230,8 @@ class InterpretationBatch:
         texts: decoded interpretation per vector (special tokens skipped).
         token_ids: generated ids per vector, up to (not including) end-of-sequence.
         tokens: the same ids decoded one by one (for per-token shading).
-        probs: probability of each generated token with the vector injected.
+        probs: probability of each generated token with the vector injected, or ``None``
+            when not recorded (``token_probs=False`` and no relevancy).
         relevancy: relevancy per generated token, or ``None`` when not computed.
         scales: the multiplier applied to each vector (after norm matching).
         self_similarity, entropy, auto_scale_ok: the automatic choice's criterion values
@@ -240,7 +241,7 @@ class InterpretationBatch:
     texts: list[str]
     token_ids: list[list[int]] = field(repr=False)
     tokens: list[list[str]] = field(repr=False)
-    probs: list[list[float]] = field(repr=False)
+    probs: list[list[float]] | None = field(repr=False)
     relevancy: list[list[float]] | None = field(default=None, repr=False)
     scales: list[float] = field(default_factory=list, repr=False)
     self_similarity: list[float] | None = field(default=None, repr=False)
@@ -323,6 +324,7 @@ def generate_interpretations(
     preset: str | Preset | None = None,
     shared_prefill: bool | str = "auto",
     drop_finished: bool = True,
+    token_probs: bool = True,
     progress: Callable[[int], Any] | None = None,
     **options: Any,
 ) -> InterpretationBatch:
@@ -355,6 +357,10 @@ def generate_interpretations(
             applies, ``False`` never (the whole prefill per row).
         drop_finished: drop rows that have ended from the decode batch
             (:func:`~selfie_tl.generation.generate`'s switch).
+        token_probs: record each generated token's probability (``probs``). ``False``
+            (with relevancy off) skips the full-vocabulary softmax per step and lets greedy
+            decoding choose through :mod:`selfie_tl.fast.screened_argmax` (same tokens);
+            ``probs`` is then ``None``.
         progress: called after each batch with the number of vectors it interpreted (a
             progress bar's ``update``, say).
 
@@ -376,6 +382,7 @@ def generate_interpretations(
     config, prompt, adapter = resolve_settings(model, preset, config, options, interpretation_prompt, adapter)
     shared_prefill = check_shared_prefill(shared_prefill)
     drop_finished = as_bool(drop_finished, "drop_finished")
+    record_probs = as_bool(token_probs, "token_probs") or config.relevancy
     vectors = check_vectors(model, vectors)
     fwd_hooks = check_fwd_hooks(model, fwd_hooks)
     generator = None
@@ -385,7 +392,8 @@ def generate_interpretations(
     tokenizer = model.tokenizer
     auto = config.scale == "auto"
     result = InterpretationBatch(
-        texts=[], token_ids=[], tokens=[], probs=[], relevancy=[] if config.relevancy else None,
+        texts=[], token_ids=[], tokens=[], probs=[] if record_probs else None,
+        relevancy=[] if config.relevancy else None,
         self_similarity=[] if auto else None, entropy=[] if auto else None, auto_scale_ok=[] if auto else None,
     )  # fmt: skip
     starts = range(0, vectors.shape[0], config.batch_size)
@@ -426,7 +434,7 @@ def generate_interpretations(
             try:
                 out = generate(
                     model, ids, config.max_new_tokens, prefill_hooks=hooks, generator=generator,
-                    drop_finished=drop_finished, prefill=prefill, **config.decoding(),
+                    drop_finished=drop_finished, prefill=prefill, record_probs=record_probs, **config.decoding(),
                 )  # fmt: skip
             except NumericalError as exc:
                 rows = [start + r for r in getattr(exc, "rows", [])]
@@ -450,7 +458,8 @@ def generate_interpretations(
                 result.token_ids.append(ids_row)
                 result.texts.append(tokenizer.decode(ids_row, skip_special_tokens=True))
                 result.tokens.append([tokenizer.decode([t]) for t in ids_row])
-                result.probs.append(out.probs[row, :length].tolist())
+                if result.probs is not None:
+                    result.probs.append(out.probs[row, :length].tolist())
                 if rel is not None:
                     result.relevancy.append(rel[row, :length].tolist())
             if progress is not None:
@@ -508,7 +517,7 @@ def interpret_vectors(
     options.setdefault("relevancy", False)
     return generate_interpretations(
         model, vectors, interpretation_prompt, None, fwd_hooks=fwd_hooks, adapter=adapter, preset=preset,
-        progress=progress, k=k, max_new_tokens=max_new_tokens, batch_size=batch_size, **options,
+        progress=progress, k=k, max_new_tokens=max_new_tokens, batch_size=batch_size, token_probs=False, **options,
     ).texts  # fmt: skip
 
 
@@ -635,7 +644,9 @@ def interpret(
         positions = sorted({token for _, token in pairs})
         grid = capture(model, ids, layers, positions)
     vectors = torch.stack([grid[layers.index(layer), positions.index(token)] for layer, token in pairs])
-    batch = generate_interpretations(model, vectors, prompt, config, fwd_hooks=fwd_hooks, adapter=adapter)
+    batch = generate_interpretations(
+        model, vectors, prompt, config, fwd_hooks=fwd_hooks, adapter=adapter, token_probs=False
+    )
     text = original_prompt if isinstance(original_prompt, str) else model.tokenizer.decode(ids.tolist())
     specials = list(getattr(model.tokenizer, "all_special_tokens", []) or [])
     rows = []

@@ -234,7 +234,7 @@ def interpret_components(
     select = {"heads": heads, "neurons": neurons, "sources": sources, "unit": unit, "components": components}
     writes = _writes(model, prompt, cache, layers, kind, position, fwd_hooks, select)
     batch = generate_interpretations(
-        model, writes.vectors, iprompt, config, fwd_hooks=fwd_hooks, adapter=adapter_obj
+        model, writes.vectors, iprompt, config, fwd_hooks=fwd_hooks, adapter=adapter_obj, token_probs=False
     )
     text = _text(model, prompt, ids)
     decoded = model.tokenizer.decode([int(ids[writes.position])])
@@ -333,7 +333,7 @@ def compare_components(
     second = _writes(model, other, None, layers, kind, position, [*fwd_hooks, *patch], select)
     vectors = torch.cat([first.vectors, second.vectors])
     batch = generate_interpretations(
-        model, vectors, iprompt, config, fwd_hooks=fwd_hooks, adapter=adapter_obj
+        model, vectors, iprompt, config, fwd_hooks=fwd_hooks, adapter=adapter_obj, token_probs=False
     )
     n = len(first)
     cosine = F.cosine_similarity(first.vectors, second.vectors, dim=-1).tolist()

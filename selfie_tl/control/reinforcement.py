@@ -224,7 +224,7 @@ def reinforcement_control(
             with edit.attached(model):
                 texts = generate_interpretations(
                     model, current, interp, k=config.k, max_new_tokens=config.max_new_tokens,
-                    batch_size=config.batch_size, relevancy=False,
+                    batch_size=config.batch_size, relevancy=False, token_probs=False,
                 ).texts  # fmt: skip
             # Scored with the edit detached; a raising reward leaves the edit untouched.
             rewards = check_rewards(reward(list(texts)), len(texts))

@@ -85,7 +85,7 @@ def method_row(
 def no_injection_text(model: HookedTransformer, prompt: InterpretationPrompt, max_new_tokens: int) -> str:
     """Greedy continuation of the interpretation prompt with the placeholders left as they
     are (the no-injection control)."""
-    out = generate(model, prompt.input_ids[None], max_new_tokens)
+    out = generate(model, prompt.input_ids[None], max_new_tokens, record_probs=False)
     return model.tokenizer.decode(out.tokens[0, : out.lengths[0]].tolist(), skip_special_tokens=True)
 
 

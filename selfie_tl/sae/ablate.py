@@ -157,7 +157,7 @@ def ablation_flow(
     options.setdefault("relevancy", True)
     batch = generate_interpretations(
         model, torch.cat([resid, after]).to(model.cfg.dtype), interpretation_prompt,
-        max_new_tokens=max_new_tokens, **options,
+        max_new_tokens=max_new_tokens, token_probs=False, **options,
     )  # fmt: skip
     interp = pd.DataFrame(
         {

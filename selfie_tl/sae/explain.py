@@ -111,7 +111,7 @@ def _chunk_rows(
     from selfie_tl.lens import logit_lens
 
     vectors = decoder_rows(sae, feats)
-    batch = generate_interpretations(model, vectors, prompt, config)
+    batch = generate_interpretations(model, vectors, prompt, config, token_probs=False)
     lens = logit_lens(model, vectors.to(model.cfg.dtype), top_k=logit_lens_k)
     specials = list(getattr(model.tokenizer, "all_special_tokens", []) or [])
     rows = []

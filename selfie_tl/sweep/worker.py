@@ -99,7 +99,9 @@ class ShardWorker:
         vectors = vectors.to(device=model.cfg.device, dtype=model.cfg.dtype)
         settings = dict(job.settings)
         settings["verbose"] = False
-        out = generate_interpretations(model, vectors, config=None, preset=job.preset, **settings)
+        out = generate_interpretations(
+            model, vectors, config=None, preset=job.preset, token_probs=False, **settings
+        )
         config = resolve_settings(model, job.preset, None, dict(settings), None, None)[0]
         settings_hash = job.settings_hash()
         for i, row in enumerate(rows):

@@ -41,18 +41,32 @@ def test_residual_stream_matches_hugging_face_hidden_states(default_model, hf_mo
         torch.testing.assert_close(ours[i], hidden[layer][0], rtol=1e-4, atol=2e-4)
 
 
+@pytest.mark.parametrize("token_probs", [True, False])
 @pytest.mark.parametrize(
     "layers, positions, k, batch_size",
-    [([3, 12], [-1, 2], 2, 1), ([20, 30], [-1, -3], 2, 3), ([1, 8, 16, 24], [-2], 5, 4)],
-)
-def test_greedy_interpretation_equals_plain_hugging_face(default_model, hf_model, layers, positions, k, batch_size):
+    [([3, 12], [-1, 2], 2, 1), ([20, 30], [-1, -3], 2, 3), ([1, 8, 16, 24], [-2], 5, 4),
+     (list(range(0, 31, 2)), [-1, 2], 2, 32)],
+)  # fmt: skip
+def test_greedy_interpretation_equals_plain_hugging_face(
+    default_model, hf_model, layers, positions, k, batch_size, token_probs, monkeypatch
+):
+    # token_probs=False is interpret_vectors' path: the screened argmax chooses every token
+    # (forced on CPUs without bfloat16 instructions too, where torch emulates the product).
+    from selfie_tl.fast import screened_argmax
+
+    monkeypatch.setattr(screened_argmax, "has_bf16_instructions", lambda: True)
+    taken = []
+    real = screened_argmax.screened_argmax
+    monkeypatch.setattr("selfie_tl.generation._screened_argmax", lambda *a, **kw: taken.append(1) or real(*a, **kw))
     prompt = selfie_tl.default_interpretation_prompt(default_model.tokenizer)
     vectors = selfie_tl.capture(default_model, DEMO, layers, positions).reshape(-1, default_model.cfg.d_model)
     ours = selfie_tl.generate_interpretations(
-        default_model, vectors, prompt, k=k, max_new_tokens=12, batch_size=batch_size, relevancy=False
-    ).token_ids
+        default_model, vectors, prompt, k=k, max_new_tokens=12, batch_size=batch_size, relevancy=False,
+        token_probs=token_probs,
+    ).token_ids  # fmt: skip
     ref = hf_interpret_ids(hf_model, prompt.input_ids, prompt.placeholder_positions, vectors, k, 12, batch_size)
     assert ours == ref
+    assert bool(taken) == (not token_probs)
 
 
 @pytest.mark.parametrize(
