@@ -117,6 +117,7 @@ def throughput(model, hf_model, prompt, vectors, batch_sizes, new_tokens, repeat
                 "time_ratio": round(o / h, 3), "identical_tokens": same,
                 "selfie_tl_with_probs_s": round(op, 3), "time_ratio_with_probs": round(op / h, 3),
                 "selfie_tl_runs": [round(x, 3) for x in ours_t], "hf_runs": [round(x, 3) for x in hf_t],
+                "selfie_tl_with_probs_runs": [round(x, 3) for x in probs_t],
             }
         )  # fmt: skip
         print(
@@ -132,10 +133,11 @@ def relevancy_overhead(model, prompt, vectors, bs, new_tokens, repeats):
 
     vecs = vectors[:bs]
 
-    def run(rel):
+    def run(rel, token_probs=True):
         return selfie_tl.generate_interpretations(
-            model, vecs, prompt, k=2, max_new_tokens=new_tokens, batch_size=bs, relevancy=rel
-        )
+            model, vecs, prompt, k=2, max_new_tokens=new_tokens, batch_size=bs, relevancy=rel,
+            token_probs=token_probs,
+        )  # fmt: skip
 
     def unshared():
         prefix_sharing.ENABLED = False
@@ -144,18 +146,24 @@ def relevancy_overhead(model, prompt, vectors, bs, new_tokens, repeats):
         finally:
             prefix_sharing.ENABLED = True
 
-    with_t, without_t, unshared_t = [], [], []
+    # Two baselines without relevancy: interpret_vectors' (no token probabilities, so the
+    # screened argmax chooses) and the one that records each token's probability, which
+    # relevancy needs anyway (the baseline of sessions 5-7).
+    with_t, without_t, unshared_t, texts_t = [], [], [], []
     for _ in range(repeats):
+        texts_t.append(timed(lambda: run(False, token_probs=False))[0])
         without_t.append(timed(lambda: run(False))[0])
         with_t.append(timed(lambda: run(True))[0])
         unshared_t.append(timed(unshared)[0])
     fw_without = count_forwards(model, lambda: run(False))
     fw_with = count_forwards(model, lambda: run(True))
     a, b, c = statistics.median(without_t), statistics.median(with_t), statistics.median(unshared_t)
+    t = statistics.median(texts_t)
     return {
         "batch_size": bs, "new_tokens": new_tokens,
         "without_relevancy_s": round(a, 3), "with_relevancy_s": round(b, 3),
         "overhead_fraction": round(b / a - 1, 3),
+        "texts_only_s": round(t, 3), "overhead_fraction_vs_texts_only": round(b / t - 1, 3),
         "with_relevancy_unshared_s": round(c, 3), "overhead_fraction_unshared": round(c / a - 1, 3),
         "forwards_without": fw_without, "forwards_with": fw_with,
         "extra_forwards": fw_with - fw_without,
@@ -564,7 +572,8 @@ def main(argv=None) -> int:
     if rel := result.get("relevancy"):
         print(f"| relevancy overhead (batch {rel['batch_size']}) | {100 * rel['overhead_fraction']:.0f}% "
               f"(+{rel['extra_forwards']} forwards; {100 * rel['overhead_fraction_unshared']:.0f}% without "
-              "prefix sharing) |")  # fmt: skip
+              f"prefix sharing; {100 * rel['overhead_fraction_vs_texts_only']:.0f}% against texts only, "
+              "no token probabilities) |")  # fmt: skip
     if g := result.get("grid"):
         print(f"| grid {g['interpretations']} interpretations, relevancy | {g['seconds']} s |")
     if prof := result.get("profile"):

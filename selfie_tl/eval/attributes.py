@@ -41,6 +41,7 @@ from selfie_tl.eval.methods import BATCH_SIZE, control_rows, logit_lens_rows, pa
 from selfie_tl.eval.templates import RELATION, template_names
 from selfie_tl.hooks import CAPTURE_BATCH, capture_rows, check_layer
 from selfie_tl.prompts import tokenize
+from selfie_tl.workers import InterpretPool, start_pool
 
 METHODS = ("selfie", "control", "logit_lens", "patchscope")
 
@@ -76,6 +77,11 @@ class AttributeEvalConfig(ConfigMixin):
         n_bootstrap: bootstrap resamples for the confidence intervals.
         seed: bootstrap seed.
         verbose: progress bars.
+        workers: processes for SelfIE and the patchscope
+            (:func:`selfie_tl.workers.resolve_workers`): ``"auto"`` = two sharing the CPU
+            threads once there are enough interpretations to pay for starting them, an int
+            ``n`` = that many (1: this process only). Each runs the same interpretation with
+            its share of the threads, so products may round differently in the last bit.
 
     Example:
         >>> cfg = AttributeEvalConfig(layers=[3, 6])
@@ -97,6 +103,7 @@ class AttributeEvalConfig(ConfigMixin):
     n_bootstrap: int = 1000
     seed: int = 0
     verbose: bool = True
+    workers: int | str = "auto"
 
     def resolved_templates(self) -> list[str]:
         """The templates: as given, else the preset's prompt, else the paper's summary prompt."""
@@ -139,6 +146,8 @@ class AttributeEvalConfig(ConfigMixin):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InvalidArgumentError(f"{name} must be an int >= 1, got {value!r}")
+        if self.workers != "auto" and (not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1):
+            raise InvalidArgumentError(f"workers must be 'auto' or an int >= 1, got {self.workers!r}")
         return self
 
 
@@ -242,6 +251,7 @@ def evaluate_attributes(
     config: AttributeEvalConfig | None = None,
     *,
     model_knows: Sequence[bool] | None = None,
+    pool: InterpretPool | None = None,
     **options: Any,
 ) -> pd.DataFrame:
     """Run attribute extraction and return one row per (fact, method, template, layer).
@@ -255,6 +265,8 @@ def evaluate_attributes(
         config: an :class:`AttributeEvalConfig`; keyword ``options`` override its fields.
         model_knows: per fact, whether the model completes the fact itself (from
             :func:`~selfie_tl.eval.fact_completion`); stored in the ``model_knows`` column.
+        pool: worker processes to use (the caller's, left open); ``None`` starts them
+            here when ``config.workers`` asks for them, and stops them before returning.
 
     Returns:
         DataFrame with columns :data:`ROW_COLUMNS` (``layer`` is -1 for control rows, which
@@ -271,14 +283,28 @@ def evaluate_attributes(
     config = dataclasses.replace(config or AttributeEvalConfig(), **options).validate(model)
     facts = _checked_facts(facts, config, model_knows)
     layers = config.resolved_layers(model)
-    methods = config.methods
     timings: dict[str, float] = {}
-    with _timed(timings, "capture"):
-        vecs, positions, tokens = subject_vectors(
-            model, facts, layers, batch_size=config.capture_batch_size, verbose=config.verbose
-        )
+    work = count_interpretations(config, len(facts), layers)
+    own_pool = start_pool(model, config.workers, work) if pool is None else None  # starts while we capture
+    with own_pool or contextlib.nullcontext():
+        with _timed(timings, "capture"):
+            vecs, positions, tokens = subject_vectors(
+                model, facts, layers, batch_size=config.capture_batch_size, verbose=config.verbose
+            )
+        rows = _method_rows(model, facts, config, vecs, layers, timings, pool or own_pool, work)
+    per_fact = _fact_columns(facts, positions, tokens, model_knows)
+    df = pd.DataFrame([{**per_fact[row.pop("fact")], **row} for row in rows], columns=ROW_COLUMNS)
+    df.attrs.update(config=config.to_dict(), timings_s=timings, layers=layers)
+    return df
 
-    bar = tqdm(total=_count_work(config, len(facts), layers), desc="evaluating", disable=not config.verbose)
+
+def _method_rows(
+    model: HookedTransformer, facts: pd.DataFrame, config: AttributeEvalConfig, vecs: Tensor, layers: list[int],
+    timings: dict[str, float], pool: InterpretPool | None, work: int,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Every method's rows, in :func:`evaluate_attributes`' order, timed per stage."""
+    methods = config.methods
+    bar = tqdm(total=work, desc="evaluating", disable=not config.verbose)
     rows: list[dict[str, Any]] = []
     if "logit_lens" in methods:
         with _timed(timings, "logit_lens"):
@@ -291,23 +317,25 @@ def evaluate_attributes(
             with _timed(timings, f"selfie:{name}"):
                 rows += selfie_rows(
                     model, facts, vecs, layers, name, k=config.k, max_new_tokens=config.max_new_tokens,
-                    batch_size=config.batch_size, progress=bar.update, preset=config.preset,
+                    batch_size=config.batch_size, progress=bar.update, preset=config.preset, pool=pool,
                     **config.interpretation,
                 )  # fmt: skip
     if "patchscope" in methods:
         with _timed(timings, "patchscope"):
             rows += patchscope_rows(
                 model, facts, vecs, layers, max_new_tokens=config.patchscope_max_new_tokens,
-                batch_size=config.batch_size, progress=bar.update,
+                batch_size=config.batch_size, progress=bar.update, pool=pool,
             )  # fmt: skip
     bar.close()
-
-    per_fact = _fact_columns(facts, positions, tokens, model_knows)
-    df = pd.DataFrame([{**per_fact[row.pop("fact")], **row} for row in rows], columns=ROW_COLUMNS)
-    df.attrs.update(config=config.to_dict(), timings_s=timings, layers=layers)
-    return df
+    return rows
 
 
-def _count_work(config: AttributeEvalConfig, n_facts: int, layers: list[int]) -> int:
+def count_interpretations(config: AttributeEvalConfig, n_facts: int, layers: list[int]) -> int:
+    """SelfIE and patchscope interpretations of an evaluation (the progress bar's total).
+
+    Example:
+        >>> count_interpretations(AttributeEvalConfig(), 590, list(range(0, 31, 3)))
+        12980
+    """
     per_layer = ("selfie" in config.methods) * len(config.resolved_templates()) + ("patchscope" in config.methods)
     return per_layer * n_facts * len(layers)

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -93,6 +94,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--out", default=None, help="directory for rows.csv, summary.csv, accuracy.png, summary.json")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (1 is often fastest on a shared, busy machine)")
+    parser.add_argument("--workers", default="auto", type=_workers, metavar="N|auto",
+                        help="processes for SelfIE and the patchscope, sharing the threads (default auto: 2 on a "
+                        "CPU once there are 2,000+ interpretations; 1 = this process only)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     search = parser.add_argument_group(
         "search", "choose settings on the validation split, then report them on the test split (--search)"
@@ -138,7 +142,20 @@ def config_from_args(args: argparse.Namespace) -> AttributeEvalConfig:
         k=args.k, preset=args.preset,
         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, capture_batch_size=args.capture_batch_size,
         logit_lens_k=args.logit_lens_k, n_bootstrap=args.n_bootstrap, seed=args.seed, verbose=not args.quiet,
+        workers=getattr(args, "workers", "auto"),
     )  # fmt: skip
+
+
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--workers must be 'auto' or an int >= 1, got {text!r}")
+    return value
 
 
 def _set_threads(args: argparse.Namespace) -> None:
@@ -235,8 +252,9 @@ def run_eval(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
     """
     if getattr(args, "search", False):
         return run_search(args, model)
-    from selfie_tl.eval.attributes import evaluate_attributes
+    from selfie_tl.eval.attributes import count_interpretations, evaluate_attributes
     from selfie_tl.eval.data import load_known_facts
+    from selfie_tl.workers import start_pool
     from selfie_tl.eval.facts import fact_completion
     from selfie_tl.eval.report import format_table, plot_accuracy
     from selfie_tl.eval.stats import best_layers, logit_lens_vs_selfie, selfie_vs_control, summarize
@@ -251,13 +269,16 @@ def run_eval(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
     model_knows = None
     completion_acc = None
     done = None
-    if not args.no_fact_completion:
-        t0 = time.perf_counter()
-        done = fact_completion(model, facts, max_new_tokens=10, batch_size=args.batch_size, verbose=not args.quiet)
-        timings["fact_completion"] = time.perf_counter() - t0
-        model_knows = done["correct"].tolist()
-        completion_acc = float(done["correct"].mean())
-    rows = evaluate_attributes(model, facts, config, model_knows=model_knows)
+    # Worker processes (if any) start now, while this process completes the facts.
+    pool = start_pool(model, config.workers, count_interpretations(config, len(facts), config.resolved_layers(model)))
+    with pool or contextlib.nullcontext():
+        if not args.no_fact_completion:
+            t0 = time.perf_counter()
+            done = fact_completion(model, facts, max_new_tokens=10, batch_size=args.batch_size, verbose=not args.quiet)
+            timings["fact_completion"] = time.perf_counter() - t0
+            model_knows = done["correct"].tolist()
+            completion_acc = float(done["correct"].mean())
+        rows = evaluate_attributes(model, facts, config, model_knows=model_knows, pool=pool)
     timings.update(rows.attrs["timings_s"])
     summary = summarize(rows, config.n_bootstrap, config.seed)
     timings["total"] = time.perf_counter() - t_start

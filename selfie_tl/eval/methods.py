@@ -37,6 +37,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -51,6 +52,7 @@ from selfie_tl.generation import generate
 from selfie_tl.interpret import interpret_vectors
 from selfie_tl.lens import logit_lens_topk
 from selfie_tl.prompts import InterpretationPrompt, tokenize
+from selfie_tl.workers import InterpretPool
 
 BATCH_SIZE = 128
 """Interpretations generated together in the evaluation. Per interpretation on 2 CPU cores
@@ -147,6 +149,13 @@ def control_rows(
     return rows
 
 
+def _runner(model: HookedTransformer, pool: InterpretPool | None) -> Callable[..., list[str]]:
+    """``interpret_vectors`` on ``model`` here, or the pool's (the same call, in its processes)."""
+    if pool is None:
+        return functools.partial(interpret_vectors, model)
+    return pool.interpret_vectors
+
+
 def selfie_rows(
     model: HookedTransformer,
     facts: pd.DataFrame,
@@ -160,20 +169,23 @@ def selfie_rows(
     progress: Progress = None,
     preset: str | None = None,
     n_placeholders: int | None = None,
+    pool: InterpretPool | None = None,
     **options: Any,
 ) -> list[dict[str, Any]]:
     """SelfIE rows: each fact's vector at each layer interpreted with ``template``
     (:func:`selfie_tl.interpret.interpret_vectors`, injection at layer ``k``; ``preset``
     and ``options`` are its settings, e.g. ``scale`` or ``no_repeat_ngram_size``;
-    ``n_placeholders`` replaces the template's placeholder count).
+    ``n_placeholders`` replaces the template's placeholder count; with ``pool``, the
+    batches run in its worker processes).
 
     Every layer's vectors of a template group go to one call, so batches fill across layers
     (590 facts x 11 layers at 128 rows: 51 batches instead of 11 x 5 with a 78-row tail
     each); rows come back layer by layer, as if each layer ran alone."""
     groups = template_groups(model.tokenizer, facts, template, n_placeholders)
+    run = _runner(model, pool)
     texts = [  # per group, layer-major: every fact at the first layer, then at the next, ...
-        interpret_vectors(
-            model, vectors[idx].transpose(0, 1).reshape(-1, vectors.shape[-1]), prompt, k=k,
+        run(
+            vectors[idx].transpose(0, 1).reshape(-1, vectors.shape[-1]), prompt, k=k,
             max_new_tokens=max_new_tokens, batch_size=batch_size, preset=preset, progress=progress, **options,
         )
         for prompt, idx in groups
@@ -195,16 +207,18 @@ def patchscope_rows(
     max_new_tokens: int = 8,
     batch_size: int = BATCH_SIZE,
     progress: Progress = None,
+    pool: InterpretPool | None = None,
 ) -> list[dict[str, Any]]:
     """Token-identity patchscope rows: each vector injected into
     :func:`~selfie_tl.eval.templates.identity_prompt` at the layer it was read from
-    (``min(layer, n_layers - 1)``)."""
+    (``min(layer, n_layers - 1)``); with ``pool``, in its worker processes."""
+    run = _runner(model, pool)
     rows = []
     prompt = identity_prompt(model.tokenizer)
     last_block = model.cfg.n_layers - 1
     for li, layer in enumerate(layers):
-        texts = interpret_vectors(
-            model, vectors[:, li], prompt, k=min(layer, last_block), max_new_tokens=max_new_tokens,
+        texts = run(
+            vectors[:, li], prompt, k=min(layer, last_block), max_new_tokens=max_new_tokens,
             batch_size=batch_size, progress=progress,
         )  # fmt: skip
         rows.extend(method_row(facts, i, "patchscope", "identity", layer, t) for i, t in enumerate(texts))
