@@ -147,3 +147,36 @@ def tiny_model(
     attach_tokenizer(model, tiny_tokenizer())
     model.eval()
     return model
+
+
+def wide_model(
+    arch: Literal["llama", "gpt2", "gemma2"] = "llama",
+    *,
+    d_vocab: int = 2500,
+    seed: int = 1,
+    dtype: torch.dtype = torch.float32,
+) -> HookedTransformer:
+    """A 2-block random model with a large vocabulary and no tokenizer, for the unembedding's
+    fast paths (which take effect only above some thousand columns).
+
+    ``"gemma2"`` is the Llama-like model with a logit soft cap of 30.
+
+    Example:
+        >>> model = wide_model("gemma2", d_vocab=3000)
+        >>> model.cfg.d_vocab, model.cfg.output_logits_soft_cap
+        (3000, 30.0)
+    """
+    common = {
+        "n_layers": 2, "d_model": 64, "d_head": 16, "n_heads": 4, "d_mlp": 128, "d_vocab": d_vocab, "n_ctx": 64,
+        "seed": seed, "default_prepend_bos": False, "initializer_range": 0.2, "dtype": dtype,
+    }  # fmt: skip
+    if arch == "gpt2":
+        cfg = HookedTransformerConfig(**common, act_fn="gelu_new", normalization_type="LN")
+    else:
+        cfg = HookedTransformerConfig(
+            **common, act_fn="silu" if arch == "llama" else "gelu_pytorch_tanh", normalization_type="RMS",
+            positional_embedding_type="rotary", rotary_dim=16, gated_mlp=True, final_rms=True, n_key_value_heads=2,
+            output_logits_soft_cap=30.0 if arch == "gemma2" else -1.0,
+        )  # fmt: skip
+    torch.manual_seed(seed)
+    return HookedTransformer(cfg).eval()

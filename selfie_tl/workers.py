@@ -18,15 +18,17 @@ Example:
     >>> import torch
     >>> from selfie_tl.testing import tiny_model
     >>> model = tiny_model()
-    >>> with InterpretPool(model, workers=2) as pool:  # doctest: +SKIP
+    >>> with InterpretPool(model, workers=2) as pool:
     ...     texts = pool.interpret_vectors(torch.randn(5, 64), k=1, max_new_tokens=3, batch_size=2)
+    >>> len(texts)
+    5
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 import torch
 from jaxtyping import Float
@@ -110,7 +112,9 @@ def _interpret(vectors: Any, parts: tuple | None, position_rule: str, options: d
     from selfie_tl.prompts import InterpretationPrompt
 
     assert _MODEL is not None, "worker not started"
-    prompt = None if parts is None else InterpretationPrompt(_MODEL.tokenizer, parts, position_rule=position_rule)
+    prompt = (
+        None if parts is None else InterpretationPrompt(_MODEL.tokenizer, parts, position_rule=position_rule)
+    )
     return interpret_vectors(_MODEL, torch.from_numpy(vectors), prompt, **options)
 
 
@@ -131,7 +135,9 @@ class InterpretPool:
         from selfie_tl.fast.row_compaction import any_hook_attached
 
         workers = as_int(workers, "workers", 2)
-        threads = max(1, torch.get_num_threads() // workers) if threads is None else as_int(threads, "threads", 1)
+        threads = (
+            max(1, torch.get_num_threads() // workers) if threads is None else as_int(threads, "threads", 1)
+        )
         if not str(model.cfg.device).startswith("cpu"):
             raise InvalidArgumentError(f"InterpretPool runs CPU models; this one is on {model.cfg.device}")
         if any_hook_attached(model):
@@ -186,14 +192,16 @@ class InterpretPool:
         """Stop the worker processes."""
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def __enter__(self) -> InterpretPool:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def _interpret_any(vectors: Any, parts: tuple | None, position_rule: str, options: dict[str, Any]) -> list[str]:
+def _interpret_any(
+    vectors: Any, parts: tuple | None, position_rule: str, options: dict[str, Any]
+) -> list[str]:
     if parts is None:
         from selfie_tl.interpret import interpret_vectors
 

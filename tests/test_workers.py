@@ -45,7 +45,10 @@ def test_bad_worker_counts_are_refused(model, bad):
 
 
 def test_a_hooked_model_is_refused(model):
-    with model.hooks(fwd_hooks=[("hook_embed", lambda t, hook: t)]), pytest.raises(InvalidArgumentError, match="hook"):
+    with (
+        model.hooks(fwd_hooks=[("hook_embed", lambda t, hook: t)]),
+        pytest.raises(InvalidArgumentError, match="hook"),
+    ):
         InterpretPool(model, workers=2)
 
 
@@ -72,7 +75,7 @@ def test_worker_errors_reach_the_caller(pool):
 
 def test_evaluation_rows_are_the_same_with_workers(model):
     facts = load_known_facts(limit=4)
-    common = dict(layers=[0, 2], k=1, max_new_tokens=3, patchscope_max_new_tokens=2, verbose=False)
+    common = {"layers": [0, 2], "k": 1, "max_new_tokens": 3, "patchscope_max_new_tokens": 2, "verbose": False}
     alone = evaluate_attributes(model, facts, workers=1, **common)
     shared = evaluate_attributes(model, facts, workers=2, **common)
     pd.testing.assert_frame_equal(alone, shared)

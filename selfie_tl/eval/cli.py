@@ -254,10 +254,10 @@ def run_eval(args: argparse.Namespace, model: Any = None) -> dict[str, Any]:
         return run_search(args, model)
     from selfie_tl.eval.attributes import count_interpretations, evaluate_attributes
     from selfie_tl.eval.data import load_known_facts
-    from selfie_tl.workers import start_pool
     from selfie_tl.eval.facts import fact_completion
     from selfie_tl.eval.report import format_table, plot_accuracy
     from selfie_tl.eval.stats import best_layers, logit_lens_vs_selfie, selfie_vs_control, summarize
+    from selfie_tl.workers import start_pool
 
     config = config_from_args(args)
     _set_threads(args)

@@ -77,8 +77,8 @@ def has_bf16_instructions() -> bool:
         try:
             if probe is not None and probe():
                 return True
-        except Exception:  # a private probe that changed: treat it as absent
-            continue
+        except (RuntimeError, TypeError, AttributeError):  # a private probe that changed: as absent
+            pass
     return False
 
 
@@ -186,11 +186,15 @@ def screened_argmax(
     d = h.shape[-1]
     gamma = d * 2.0**-24 / (1 - d * 2.0**-24)
     top = approx.max(dim=-1).values.float()
-    eps = SAFETY * (
-        norm_h * screen.max_error_norm
-        + error_h * screen.max_norm
-        + gamma * (2 * norm_h + error_h) * screen.max_norm
-    ) + 1e-30 * d
+    eps = (
+        SAFETY
+        * (
+            norm_h * screen.max_error_norm
+            + error_h * screen.max_norm
+            + gamma * (2 * norm_h + error_h) * screen.max_norm
+        )
+        + 1e-30 * d
+    )
     # The bfloat16 output is within c|approx| of its float32 accumulation, so the top
     # token's float32 logit is at least `floor`, and token j's at most f(approx_j) + eps
     # with f(x) = x + c|x|, increasing: j can reach `floor` only if approx_j >= T, f(T) =

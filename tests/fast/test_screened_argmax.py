@@ -5,7 +5,7 @@ logits, switchable off."""
 import pytest
 import torch
 import torch.nn.functional as F
-from transformer_lens import HookedTransformer, HookedTransformerConfig
+from transformer_lens import HookedTransformer
 
 from selfie_tl.errors import NumericalError
 from selfie_tl.fast import screened_argmax as screen_mod
@@ -13,26 +13,13 @@ from selfie_tl.fast.screened_argmax import screen_applies, screened_argmax
 from selfie_tl.generation import final_logits, generate
 from selfie_tl.interpret import generate_interpretations, interpret_vectors
 from selfie_tl.prompts import InterpretationPrompt
-from selfie_tl.testing import tiny_model
+from selfie_tl.testing import tiny_model, wide_model
 
 VOCAB = 6000  # above MIN_VOCAB
 
 
 def _wide(arch: str, *, bias: bool = False) -> HookedTransformer:
-    common = dict(
-        n_layers=2, d_model=64, d_head=16, n_heads=4, d_mlp=128, d_vocab=VOCAB, n_ctx=64, seed=3,
-        default_prepend_bos=False, initializer_range=0.2,
-    )  # fmt: skip
-    if arch == "gpt2":
-        cfg = HookedTransformerConfig(**common, act_fn="gelu_new", normalization_type="LN")
-    else:
-        cfg = HookedTransformerConfig(
-            **common, act_fn="silu" if arch == "llama" else "gelu_pytorch_tanh", normalization_type="RMS",
-            positional_embedding_type="rotary", rotary_dim=16, gated_mlp=True, final_rms=True, n_key_value_heads=2,
-            output_logits_soft_cap=30.0 if arch == "gemma2" else -1.0,
-        )  # fmt: skip
-    torch.manual_seed(3)
-    model = HookedTransformer(cfg).eval()
+    model = wide_model(arch, d_vocab=VOCAB, seed=3)
     if bias:
         with torch.no_grad():
             model.unembed.b_U.normal_(0, 1.0)
@@ -149,13 +136,24 @@ def test_generation_is_token_identical(arch, monkeypatch):
 
 @pytest.mark.parametrize(
     "why",
-    ["record_probs", "sampling", "repetition_penalty", "no_repeat_ngram", "switch", "hook", "soft_cap", "bias"],
+    [
+        "record_probs",
+        "sampling",
+        "repetition_penalty",
+        "no_repeat_ngram",
+        "switch",
+        "hook",
+        "soft_cap",
+        "bias",
+    ],
 )
 def test_not_taken_where_something_else_reads_the_logits(why, monkeypatch):
     model = _wide("gemma2" if why == "soft_cap" else "llama", bias=why == "bias")
     taken = []
     real = screen_mod.screened_argmax
-    monkeypatch.setattr("selfie_tl.generation._screened_argmax", lambda *a, **k: taken.append(1) or real(*a, **k))
+    monkeypatch.setattr(
+        "selfie_tl.generation._screened_argmax", lambda *a, **k: taken.append(1) or real(*a, **k)
+    )
     if why == "switch":
         monkeypatch.setattr(screen_mod, "ENABLED", False)
     kwargs = {
@@ -180,7 +178,14 @@ def test_nan_logits_raise_the_stock_error():
         return t
 
     with pytest.raises(NumericalError, match=r"batch rows \[1\]"):
-        generate(model, ids, 3, record_probs=False, prefill=None, prefill_hooks=[("blocks.1.hook_resid_post", poison)])
+        generate(
+            model,
+            ids,
+            3,
+            record_probs=False,
+            prefill=None,
+            prefill_hooks=[("blocks.1.hook_resid_post", poison)],
+        )
 
 
 def test_interpretations_are_the_same_without_probabilities(monkeypatch):
@@ -191,7 +196,9 @@ def test_interpretations_are_the_same_without_probabilities(monkeypatch):
     vectors = torch.randn(6, 64, generator=torch.Generator().manual_seed(4))
     prompt = InterpretationPrompt.from_format(model.tokenizer, "Say {}{} now:")
     full = generate_interpretations(model, vectors, prompt, k=1, max_new_tokens=6, relevancy=False)
-    lean = generate_interpretations(model, vectors, prompt, k=1, max_new_tokens=6, relevancy=False, token_probs=False)
+    lean = generate_interpretations(
+        model, vectors, prompt, k=1, max_new_tokens=6, relevancy=False, token_probs=False
+    )
     assert lean.token_ids == full.token_ids and lean.probs is None and full.probs is not None
     assert interpret_vectors(model, vectors, prompt, k=1, max_new_tokens=6) == full.texts
     with_rel = generate_interpretations(model, vectors, prompt, k=1, max_new_tokens=6, token_probs=False)

@@ -3,31 +3,18 @@ without autograd and with nothing attached, switchable off."""
 
 import pytest
 import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
+from transformer_lens import HookedTransformer
 
 from selfie_tl.fast import unembed as unembed_mod
 from selfie_tl.fast.unembed import unembed, uses_blocks
 from selfie_tl.generation import final_logits, generate
-from selfie_tl.testing import tiny_model
+from selfie_tl.testing import tiny_model, wide_model
 
 VOCAB = 2500  # more than CHUNK_COLUMNS: blocks of 1,024, 1,024 and a ragged 452
 
 
 def _wide(arch: str, dtype=torch.float32) -> HookedTransformer:
-    common = dict(
-        n_layers=2, d_model=64, d_head=16, n_heads=4, d_mlp=128, d_vocab=VOCAB, n_ctx=64, seed=1,
-        default_prepend_bos=False, initializer_range=0.2, dtype=dtype,
-    )  # fmt: skip
-    if arch == "gpt2":
-        cfg = HookedTransformerConfig(**common, act_fn="gelu_new", normalization_type="LN")
-    else:
-        cfg = HookedTransformerConfig(
-            **common, act_fn="silu" if arch == "llama" else "gelu_pytorch_tanh", normalization_type="RMS",
-            positional_embedding_type="rotary", rotary_dim=16, gated_mlp=True, final_rms=True, n_key_value_heads=2,
-            output_logits_soft_cap=30.0 if arch == "gemma2" else -1.0,
-        )  # fmt: skip
-    torch.manual_seed(1)
-    model = HookedTransformer(cfg).eval()
+    model = wide_model(arch, d_vocab=VOCAB, seed=1, dtype=dtype)
     if arch == "gpt2":  # a nonzero bias, so that its slicing is checked too
         with torch.no_grad():
             model.unembed.b_U.normal_(0, 1.0)
