@@ -8,7 +8,8 @@ took 24.2-25.8 s in one two-thread process and 17.8-22.3 s as 2 x 128 in two one
 processes.
 
 :class:`InterpretPool` starts the processes once (``spawn``, so no thread pool is forked),
-hands each the caller's model - its weights travel through shared memory, not copied - and
+hands each the caller's model - its weights are moved once into shared memory and read
+there by every process - and
 sends batches of vectors to whichever process is free; texts come back in order. A
 process computes exactly what :func:`selfie_tl.interpret.interpret_vectors` computes in
 this one, but with its own thread count, so matrix products may round differently in the
@@ -109,7 +110,6 @@ def _ready() -> None:
 
 def _interpret(vectors: Any, parts: tuple | None, position_rule: str, options: dict[str, Any]) -> list[str]:
     from selfie_tl.interpret import interpret_vectors
-    from selfie_tl.prompts import InterpretationPrompt
 
     assert _MODEL is not None, "worker not started"
     prompt = (
