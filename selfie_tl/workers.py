@@ -50,6 +50,21 @@ two (imports, the model handed over) took ~15 s on 2 cores, and they save ~12 ms
 interpretation (SmolLM2-135M, 20 new tokens), so fewer would not pay."""
 
 
+def check_workers(workers: Any) -> int | str:
+    """``"auto"``, or ``workers`` as an int >= 1.
+
+    Raises:
+        InvalidArgumentError: anything else (the message names what is allowed).
+
+    Example:
+        >>> check_workers("auto"), check_workers(2)
+        ('auto', 2)
+    """
+    if isinstance(workers, str) and workers == "auto":
+        return "auto"
+    return as_int(workers, "workers ('auto', or a number of processes; 1 = this process only)", 1)
+
+
 def resolve_workers(model: HookedTransformer, workers: Any, n_interpretations: int) -> tuple[int, int]:
     """``(processes, torch threads each)`` for ``workers``.
 
@@ -68,10 +83,10 @@ def resolve_workers(model: HookedTransformer, workers: Any, n_interpretations: i
     """
     from selfie_tl.fast.row_compaction import any_hook_attached
 
+    workers = check_workers(workers)
     threads = torch.get_num_threads()
     if workers != "auto":
-        n = as_int(workers, "workers (processes; 'auto', or 1 = this process only)", 1)
-        return n, max(1, threads // n)
+        return workers, max(1, threads // workers)
     if (
         str(model.cfg.device).startswith("cpu")
         and threads >= 2
@@ -210,4 +225,4 @@ def _interpret_any(
     return _interpret(vectors, parts, position_rule, options)
 
 
-__all__ = ["AUTO_MIN_INTERPRETATIONS", "InterpretPool", "resolve_workers", "start_pool"]
+__all__ = ["AUTO_MIN_INTERPRETATIONS", "InterpretPool", "check_workers", "resolve_workers", "start_pool"]

@@ -79,3 +79,9 @@ def test_evaluation_rows_are_the_same_with_workers(model):
     alone = evaluate_attributes(model, facts, workers=1, **common)
     shared = evaluate_attributes(model, facts, workers=2, **common)
     pd.testing.assert_frame_equal(alone, shared)
+
+
+@pytest.mark.parametrize("bad", ["two", 0])
+def test_the_evaluation_refuses_bad_worker_counts_before_starting(model, bad):
+    with pytest.raises(InvalidArgumentError, match="workers"):
+        evaluate_attributes(model, load_known_facts(limit=2), layers=[0], workers=bad, verbose=False)

@@ -41,7 +41,7 @@ from selfie_tl.eval.methods import BATCH_SIZE, control_rows, logit_lens_rows, pa
 from selfie_tl.eval.templates import RELATION, template_names
 from selfie_tl.hooks import CAPTURE_BATCH, capture_rows, check_layer
 from selfie_tl.prompts import tokenize
-from selfie_tl.workers import InterpretPool, start_pool
+from selfie_tl.workers import InterpretPool, check_workers, start_pool
 
 METHODS = ("selfie", "control", "logit_lens", "patchscope")
 
@@ -146,8 +146,7 @@ class AttributeEvalConfig(ConfigMixin):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InvalidArgumentError(f"{name} must be an int >= 1, got {value!r}")
-        if self.workers != "auto" and (not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1):
-            raise InvalidArgumentError(f"workers must be 'auto' or an int >= 1, got {self.workers!r}")
+        check_workers(self.workers)
         return self
 
 

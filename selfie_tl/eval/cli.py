@@ -147,15 +147,12 @@ def config_from_args(args: argparse.Namespace) -> AttributeEvalConfig:
 
 
 def _workers(text: str) -> int | str:
-    if text == "auto":
-        return text
+    from selfie_tl.workers import check_workers
+
     try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"--workers must be 'auto' or an int >= 1, got {text!r}")
-    return value
+        return check_workers(int(text) if text.lstrip("-").isdigit() else text)
+    except InvalidArgumentError as exc:
+        raise argparse.ArgumentTypeError(f"--{exc}") from exc
 
 
 def _set_threads(args: argparse.Namespace) -> None:
