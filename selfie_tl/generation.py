@@ -28,7 +28,7 @@ from selfie_tl.fast.lean_decode import LeanDecoder, supports_lean_decode
 from selfie_tl.fast.row_compaction import any_hook_attached, select_cache_rows
 from selfie_tl.fast.screened_argmax import screen_applies
 from selfie_tl.fast.screened_argmax import screened_argmax as _screened_argmax
-from selfie_tl.fast.unembed import unembed
+from selfie_tl.fast.unembed import unembed, unembed_watched
 from selfie_tl.hooks import HookFn, check_fwd_hooks, serialized
 from selfie_tl.validation import (
     as_bool,
@@ -343,6 +343,7 @@ def generate(
         and not do_sample
         and repetition_penalty == 1.0
         and no_repeat_ngram_size == 0
+        and screen_applies(model)
     )
     if prefill is not None and not callable(prefill):
         raise InvalidArgumentError(f"prefill must be None or a callable taking the cache, got {prefill!r:.80}")
@@ -364,7 +365,7 @@ def generate(
 
     def next_token(resid: Tensor) -> tuple[Tensor | None, Tensor | None]:
         """(logits, None), or (None, the greedy choice) where the screen applies."""
-        if screen and screen_applies(model):
+        if screen and not unembed_watched(model):  # the rest of screen_applies holds all call
             chosen = _screened_argmax(model, resid[:, -1])
             if chosen is not None:
                 return None, chosen

@@ -49,7 +49,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from selfie_tl.fast.row_compaction import any_hook_attached
+from selfie_tl.fast.unembed import unembed_watched
 
 ENABLED = True
 """Set to ``False`` to always take the full float32 unembedding."""
@@ -124,7 +124,8 @@ def _screen_for(unembed: torch.nn.Module) -> _Screen:
 def screen_applies(model: HookedTransformer) -> bool:
     """Whether :func:`screened_argmax` may replace ``final_logits(...).argmax(-1)`` on this
     model now (the per-call conditions - greedy, no processors, no probabilities - are the
-    caller's).
+    caller's). Everything but the hooks is fixed for a model and call; a caller asking on
+    every step checks once and then only :func:`~selfie_tl.fast.unembed.unembed_watched`.
 
     Example:
         >>> from selfie_tl.testing import tiny_model
@@ -143,7 +144,7 @@ def screen_applies(model: HookedTransformer) -> bool:
         and has_bf16_instructions()
         and accumulates_in_float32()
         and not bool(u.b_U.any())
-        and not any_hook_attached(model, [u, u.hook_in, u.hook_out])
+        and not unembed_watched(model)
     )
 
 

@@ -37,6 +37,23 @@ CHUNK_COLUMNS: int | None = 1024
 1,024 was the fastest of 512-4,096 at 8-512 rows on 2 cores (see the module docstring)."""
 
 
+def unembed_watched(model: HookedTransformer) -> bool:
+    """Whether a hook is attached to ``model.unembed`` or its hook points (then the stock
+    product must run, as the hooks expect to see it).
+
+    Example:
+        >>> from selfie_tl.testing import tiny_model
+        >>> model = tiny_model()
+        >>> unembed_watched(model)
+        False
+        >>> with model.hooks(fwd_hooks=[("unembed.hook_in", lambda t, hook: t)]):
+        ...     unembed_watched(model)
+        True
+    """
+    u = model.unembed
+    return any_hook_attached(model, [u, u.hook_in, u.hook_out])
+
+
 def uses_blocks(model: HookedTransformer, resid: Tensor) -> bool:
     """Whether :func:`unembed` takes the blocked path for ``resid`` on ``model``.
 
@@ -55,7 +72,7 @@ def uses_blocks(model: HookedTransformer, resid: Tensor) -> bool:
         # Backward through blocks would sum the input gradient in another order; training
         # (the adapter, control edits) keeps the stock product.
         and not (torch.is_grad_enabled() and resid.requires_grad)
-        and not any_hook_attached(model, [u, u.hook_in, u.hook_out])
+        and not unembed_watched(model)
     )
 
 
@@ -82,4 +99,4 @@ def unembed(model: HookedTransformer, resid: Float[Tensor, "... d_model"]) -> Fl
     )
 
 
-__all__ = ["CHUNK_COLUMNS", "unembed", "uses_blocks"]
+__all__ = ["CHUNK_COLUMNS", "unembed", "unembed_watched", "uses_blocks"]
