@@ -75,6 +75,13 @@ def count_forwards(model, fn) -> int:
     return len(calls)
 
 
+def interpret_ids(model, prompt, vecs, bs, new_tokens, k=2, **options):
+    """The benchmark's one interpretation call (greedy), as ``generate_interpretations``."""
+    return selfie_tl.generate_interpretations(
+        model, vecs, prompt, k=k, max_new_tokens=new_tokens, batch_size=bs, **options
+    )
+
+
 def throughput(model, hf_model, prompt, vectors, batch_sizes, new_tokens, repeats, sync=False):
     rows = []
     timed_ = (lambda fn: timed(lambda: (fn(), torch.cuda.synchronize())[0])) if sync else timed
@@ -87,15 +94,12 @@ def throughput(model, hf_model, prompt, vectors, batch_sizes, new_tokens, repeat
             # applies), and the same with each chosen token's probability recorded (a softmax
             # over the vocabulary per step, as relevancy needs), interleaved with plain HF.
             t1, ours = timed_(
-                lambda vecs=vecs, bs=bs: selfie_tl.generate_interpretations(
-                    model, vecs, prompt, k=2, max_new_tokens=new_tokens, batch_size=bs, relevancy=False,
-                    token_probs=False,
+                lambda vecs=vecs, bs=bs: interpret_ids(
+                    model, prompt, vecs, bs, new_tokens, relevancy=False, token_probs=False
                 ).token_ids
             )
             t0, with_probs = timed_(
-                lambda vecs=vecs, bs=bs: selfie_tl.generate_interpretations(
-                    model, vecs, prompt, k=2, max_new_tokens=new_tokens, batch_size=bs, relevancy=False
-                ).token_ids
+                lambda vecs=vecs, bs=bs: interpret_ids(model, prompt, vecs, bs, new_tokens, relevancy=False).token_ids
             )
             probs_t.append(t0)
             same &= with_probs == ours
@@ -134,10 +138,7 @@ def relevancy_overhead(model, prompt, vectors, bs, new_tokens, repeats):
     vecs = vectors[:bs]
 
     def run(rel, token_probs=True):
-        return selfie_tl.generate_interpretations(
-            model, vecs, prompt, k=2, max_new_tokens=new_tokens, batch_size=bs, relevancy=rel,
-            token_probs=token_probs,
-        )  # fmt: skip
+        return interpret_ids(model, prompt, vecs, bs, new_tokens, relevancy=rel, token_probs=token_probs)
 
     def unshared():
         prefix_sharing.ENABLED = False
@@ -229,9 +230,7 @@ def profile_run(model, prompt, vectors, bs, new_tokens, top=12):
     vecs = vectors[:bs]
 
     def run():
-        return selfie_tl.generate_interpretations(
-            model, vecs, prompt, k=2, max_new_tokens=new_tokens, batch_size=bs, relevancy=False
-        )
+        return interpret_ids(model, prompt, vecs, bs, new_tokens, relevancy=False)
 
     run()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -271,9 +270,7 @@ def levers(model, prompt, vectors, bs, new_tokens, repeats):
     vecs = vectors[:bs]
 
     def interp(tokens, k=2, **kw):
-        return lambda: selfie_tl.generate_interpretations(
-            model, vecs, prompt, k=k, max_new_tokens=tokens, batch_size=bs, relevancy=False, **kw
-        )
+        return lambda: interpret_ids(model, prompt, vecs, bs, tokens, k=k, relevancy=False, **kw)
 
     settings = {
         "generate: all on": lambda: generate(model, ids, new_tokens, eos_token_ids=[]),
@@ -384,9 +381,7 @@ def floors(model, prompt, vectors, bs, new_tokens, measured_relevancy=None, eval
     # With prefix sharing only the plan's position-rows are computed (on these rows' own tokens).
     from selfie_tl.fast.prefix_sharing import plan_prefixes
 
-    ids = selfie_tl.generate_interpretations(
-        model, vectors[:bs], prompt, k=2, max_new_tokens=new_tokens, batch_size=bs, relevancy=False
-    ).token_ids
+    ids = interpret_ids(model, prompt, vectors[:bs], bs, new_tokens, relevancy=False).token_ids
     fed = torch.tensor([(row + [row[-1]] * new_tokens)[:steps] for row in ids])
     shared_share = plan_prefixes(fed).cost / fed.numel()
     without = rel["without_relevancy_s"]
