@@ -167,7 +167,8 @@ class InterpretPool:
         )
         # Start every process now (imports and the model's hand-over take seconds), so the
         # caller's own work overlaps it.
-        self._ready = [self._pool.submit(_ready) for _ in range(workers)]
+        for _ in range(workers):
+            self._pool.submit(_ready)
 
     def interpret_vectors(
         self,
